@@ -1,0 +1,115 @@
+package filter
+
+import "time"
+
+// mlfCache holds the connections of a filter with <F-MLFID> (fail2ban's multi-line failure id,
+// such as "host sshd[1234]: "): what earlier lines of a connection said (its host, its users,
+// whether it logged in) so that a later line of the same connection can be judged. sshd's stock
+// filter needs it: "Connection from <HOST>" carries the address, a later "Disconnecting: Too many
+// authentication failures" does not.
+//
+// The rules follow fail2ban's, so stock filters give the same verdicts:
+//   - <F-NOFAIL> marks a line that is no failure by itself; <F-MLFGAINED> (a successful login)
+//     is a nofail that also clears a failure still waiting for its host;
+//   - the nofail state is that of the latest line of the connection only;
+//   - a connection that tried more than one user, or whose earlier failure was waiting for its
+//     host, is a failure even on a nofail line;
+//   - <F-MLFFORGET> ends the connection (after this line is judged).
+//
+// It is bounded: at most max connections, each forgotten after ttl of read time.
+type mlfCache struct {
+	max     int
+	ttl     time.Duration
+	entries map[string]*mlfEntry
+}
+
+type mlfEntry struct {
+	fields  map[string]string
+	users   map[string]struct{}
+	pending bool
+	seen    time.Time
+}
+
+func newMLFCache(max int, ttl time.Duration) *mlfCache {
+	return &mlfCache{max: max, ttl: ttl, entries: make(map[string]*mlfEntry)}
+}
+
+// merge folds the captures of the current line into its connection and returns the merged
+// captures and whether they may be a failure (false: a nofail line).
+func (c *mlfCache) merge(id string, fields map[string]string, now time.Time) (map[string]string, bool) {
+	if g := fields["mlfgained"]; g != "" && fields["nofail"] == "" {
+		fields["nofail"] = g
+	}
+	gained := fields["mlfgained"] != ""
+	forget := fields["mlfforget"] != ""
+	delete(fields, "mlfforget")
+	user := fields["user"]
+
+	e := c.entries[id]
+	if e != nil && now.Sub(e.seen) > c.ttl {
+		delete(c.entries, id)
+		e = nil
+	}
+	var users map[string]struct{}
+	var pending bool
+	switch {
+	case e != nil:
+		if user != "" {
+			e.users[user] = struct{}{}
+		}
+		users = e.users
+		delete(e.fields, "nofail")
+		delete(e.fields, "mlfgained")
+		if gained {
+			e.pending = false
+		}
+		for k, v := range fields {
+			e.fields[k] = v
+		}
+		fields = e.fields
+		pending, e.pending = e.pending, false
+		e.seen = now
+		if forget {
+			delete(c.entries, id)
+		}
+	case !forget:
+		users = map[string]struct{}{}
+		if user != "" {
+			users[user] = struct{}{}
+		}
+		c.put(id, &mlfEntry{fields: fields, users: users, seen: now})
+	}
+	if pending || len(users) > 1 {
+		delete(fields, "nofail")
+		delete(fields, "mlfgained")
+	}
+	return fields, fields["nofail"] == ""
+}
+
+// setPending marks the connection's failure as waiting for its host.
+func (c *mlfCache) setPending(id string) {
+	if e := c.entries[id]; e != nil {
+		e.pending = true
+	}
+}
+
+func (c *mlfCache) put(id string, e *mlfEntry) {
+	if len(c.entries) >= c.max {
+		// drop the expired ones, then the stalest
+		var oldID string
+		var old time.Time
+		for k, v := range c.entries {
+			if e.seen.Sub(v.seen) > c.ttl {
+				delete(c.entries, k)
+				continue
+			}
+			if oldID == "" || v.seen.Before(old) {
+				oldID, old = k, v.seen
+			}
+		}
+		if len(c.entries) >= c.max {
+			delete(c.entries, oldID)
+		}
+	}
+	c.entries[id] = e
+}

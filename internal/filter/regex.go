@@ -1,0 +1,262 @@
+package filter
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"regexp/syntax"
+	"strings"
+	"time"
+
+	"github.com/dlclark/regexp2"
+)
+
+// Engine names the regex engine a pattern runs on.
+type Engine string
+
+const (
+	// EngineRE2 is Go's regexp: linear time in the length of the line, whatever the line holds.
+	EngineRE2 Engine = "re2"
+	// EngineBacktrack is dlclark/regexp2, used only for patterns RE2 cannot express (look-around,
+	// back-references, conditionals). A per-line timeout bounds it.
+	EngineBacktrack Engine = "backtrack"
+)
+
+// group indexes of the captures the engine gives meaning to; -1 when the regex lacks the group.
+type groups struct {
+	ip4, ip6, dns, cidr, fid, user, content    int
+	nofail, mlfid, mlfforget, mlfgained, fport int
+	altUser                                    []int // alt_user, alt_user1, ... in name order
+	skiplines                                  []int
+	names                                      []string // every group's name by index ("" for unnamed)
+	custom                                     bool     // the regex has named groups beyond the known ones
+}
+
+func (g *groups) hasHost() bool {
+	return g.ip4 >= 0 || g.ip6 >= 0 || g.dns >= 0 || g.fid >= 0 || g.mlfid >= 0
+}
+
+func newGroups(names []string) groups {
+	g := groups{ip4: -1, ip6: -1, dns: -1, cidr: -1, fid: -1, user: -1, content: -1,
+		nofail: -1, mlfid: -1, mlfforget: -1, mlfgained: -1, fport: -1, names: names}
+	for i, n := range names {
+		switch {
+		case n == "":
+		case n == "ip4":
+			g.ip4 = i
+		case n == "ip6":
+			g.ip6 = i
+		case n == "dns":
+			g.dns = i
+		case n == "cidr":
+			g.cidr = i
+		case n == "fid":
+			g.fid = i
+		case n == "user":
+			g.user = i
+		case n == "content":
+			g.content = i
+		case n == "nofail":
+			g.nofail = i
+		case n == "mlfid":
+			g.mlfid = i
+		case n == "mlfforget":
+			g.mlfforget = i
+		case n == "mlfgained":
+			g.mlfgained = i
+		case n == "fport":
+			g.fport = i
+		case strings.HasPrefix(n, "skiplines"):
+			g.skiplines = append(g.skiplines, i)
+		default:
+			g.custom = true
+		}
+	}
+	return g
+}
+
+// Regex is one compiled failregex, ignoreregex or prefregex.
+type Regex struct {
+	Source   string // as written in the filter, tags unexpanded
+	Expanded string // after tag expansion and Python-to-Go rewriting
+	Engine   Engine
+	Unknown  []string // <tags> that were not recognised and match literally
+
+	re2  *regexp.Regexp
+	re2b *regexp2.Regexp
+	// lit is a literal the line must contain for the regex to match (empty: none known). A
+	// strings.Contains on it rejects most lines far faster than running the regex.
+	lit    string
+	prefix bool // lit must be at the very start
+	g      groups
+}
+
+// ErrNoHostGroup is returned for a failregex that captures no host and no failure ID.
+var ErrNoHostGroup = errors.New("no host group: the regex needs <HOST> (or <ADDR>, <IP4>, <IP6>, <DNS>, <SUBNET>, <F-ID>)")
+
+// compileRegex compiles a fail2ban regex. multiline makes ^ and $ match at line breaks, as
+// fail2ban does when maxlines > 1. timeout bounds one match on the backtracking engine.
+func compileRegex(src string, dns UseDNS, multiline bool, timeout time.Duration) (*Regex, error) {
+	if strings.TrimSpace(src) == "" {
+		return nil, errors.New("empty regex")
+	}
+	exp, unknown, _ := expandTags(src, dns)
+	exp = pyToGo(exp)
+	r := &Regex{Source: src, Expanded: exp, Unknown: unknown}
+	flags := ""
+	if multiline {
+		flags = "(?m)"
+	}
+	re, err := regexp.Compile(flags + exp)
+	if err == nil {
+		r.Engine = EngineRE2
+		r.re2 = re
+		r.g = newGroups(re.SubexpNames())
+		r.lit, r.prefix = requiredLiteral(flags + exp)
+		return r, nil
+	}
+	if !needsBacktrack(err) {
+		return nil, explainSyntax(err)
+	}
+	opts := regexp2.None
+	if multiline {
+		opts |= regexp2.Multiline
+	}
+	bre, err2 := regexp2.Compile(toRegexp2(exp), opts)
+	if err2 != nil {
+		return nil, fmt.Errorf("%w (and the backtracking engine: %v)", explainSyntax(err), err2)
+	}
+	bre.MatchTimeout = timeout
+	r.Engine = EngineBacktrack
+	r.re2b = bre
+	// regexp2 numbers groups like .NET: unnamed first, then named. Build names by number.
+	nums := bre.GetGroupNumbers()
+	max := 0
+	for _, n := range nums {
+		if n > max {
+			max = n
+		}
+	}
+	names := make([]string, max+1)
+	for _, n := range nums {
+		if name := bre.GroupNameFromNumber(n); name != fmt.Sprint(n) {
+			names[n] = name
+		}
+	}
+	r.g = newGroups(names)
+	return r, nil
+}
+
+// explainSyntax turns RE2's terse message into one that tells a fail2ban user what to do.
+func explainSyntax(err error) error {
+	var se *syntax.Error
+	if !asSyntaxError(err, &se) {
+		return err
+	}
+	return fmt.Errorf("invalid regex: %s at %q", se.Code, se.Expr)
+}
+
+func asSyntaxError(err error, se **syntax.Error) bool { return errors.As(err, se) }
+
+// match runs the regex on s and returns the submatch index pairs, or nil. Errors of the
+// backtracking engine (its timeout) count as no match and are returned for counting.
+func (r *Regex) match(s string) ([]int, error) {
+	if r.lit != "" {
+		if r.prefix {
+			if !strings.HasPrefix(s, r.lit) {
+				return nil, nil
+			}
+		} else if !strings.Contains(s, r.lit) {
+			return nil, nil
+		}
+	}
+	if r.re2 != nil {
+		return r.re2.FindStringSubmatchIndex(s), nil
+	}
+	m, err := r.re2b.FindStringMatch(s)
+	if err != nil || m == nil {
+		return nil, err
+	}
+	return backtrackIndexes(m, len(r.g.names), s), nil
+}
+
+// backtrackIndexes converts a regexp2 match to byte-offset index pairs like regexp's.
+func backtrackIndexes(m *regexp2.Match, n int, s string) []int {
+	idx := make([]int, 2*n)
+	for i := range idx {
+		idx[i] = -1
+	}
+	// regexp2 reports rune offsets; map them to byte offsets once.
+	var runeToByte []int
+	conv := func(r int) int {
+		if runeToByte == nil {
+			runeToByte = make([]int, 0, len(s)+1)
+			for b := range s {
+				runeToByte = append(runeToByte, b)
+			}
+			runeToByte = append(runeToByte, len(s))
+		}
+		if r < len(runeToByte) {
+			return runeToByte[r]
+		}
+		return len(s)
+	}
+	for i := 0; i < n; i++ {
+		g := m.GroupByNumber(i)
+		if g == nil || len(g.Captures) == 0 {
+			continue
+		}
+		// the embedded Capture is the last one, as Python reports a repeated group
+		idx[2*i] = conv(g.Index)
+		idx[2*i+1] = conv(g.Index + g.Length)
+	}
+	return idx
+}
+
+// requiredLiteral finds the longest literal that every match must contain, and whether it must
+// stand at the start of the text. It looks only at the top-level concatenation (through
+// capturing groups), which is where fail2ban regexes keep their fixed words.
+func requiredLiteral(expr string) (string, bool) {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return "", false
+	}
+	re = re.Simplify()
+	for re.Op == syntax.OpCapture {
+		re = re.Sub[0]
+	}
+	var subs []*syntax.Regexp
+	if re.Op == syntax.OpConcat {
+		subs = re.Sub
+	} else {
+		subs = []*syntax.Regexp{re}
+	}
+	best, bestPrefix := "", false
+	atStart := false // everything before this sub is ^ (begin of text)
+	for i, s := range subs {
+		if i == 0 && s.Op == syntax.OpBeginText {
+			atStart = true
+			continue
+		}
+		for s.Op == syntax.OpCapture && len(s.Sub) == 1 {
+			s = s.Sub[0]
+		}
+		if s.Op == syntax.OpLiteral && s.Flags&syntax.FoldCase == 0 {
+			lit := string(s.Rune)
+			if len(lit) > len(best) {
+				best, bestPrefix = lit, atStart && (i == 1)
+			}
+		}
+	}
+	if len(best) < 3 && !bestPrefix {
+		return "", false
+	}
+	return best, bestPrefix
+}
+
+// MatchString reports whether the regex matches s (for timing and tools; the matcher uses the
+// submatch form).
+func (r *Regex) MatchString(s string) bool {
+	idx, _ := r.match(s)
+	return idx != nil
+}
