@@ -1,0 +1,52 @@
+# logjail — build, test, benchmark, install.
+GO       ?= go
+PREFIX   ?= /usr/local
+SYSCONF  ?= /etc/logjail
+BIN      := bin/logjail
+FUZZTIME ?= 10s
+
+.PHONY: all build test unit lint fuzz bench bench-go bench-regex install clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/logjail
+
+# The README's test command: dependencies, lint, every test with the race detector (the
+# fail2ban comparison included), then each fuzz target for a short fixed time.
+test: deps lint unit fuzz
+
+deps:
+	@scripts/install-deps.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	LOGJAIL_F2B=1 $(GO) test -race -timeout 15m ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/config
+	$(GO) test -run '^$$' -fuzz '^FuzzFind$$' -fuzztime $(FUZZTIME) ./internal/logtime
+	$(GO) test -run '^$$' -fuzz '^FuzzUtmpReader$$' -fuzztime $(FUZZTIME) ./internal/source
+	$(GO) test -run '^$$' -fuzz '^FuzzMatcher$$' -fuzztime $(FUZZTIME) ./internal/filter
+
+bench: build bench-go bench-regex
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+bench-regex: build
+	scripts/bench-regex.sh
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/logjail
+	install -d $(DESTDIR)$(SYSCONF)/filter.d $(DESTDIR)$(SYSCONF)/jail.d
+	install -m 0644 filter.d/*.conf $(DESTDIR)$(SYSCONF)/filter.d/
+	@for f in jail.conf; do [ -f $$f ] && install -m 0644 $$f $(DESTDIR)$(SYSCONF)/ || true; done
+	@if ls jail.d/*.conf >/dev/null 2>&1; then install -m 0644 jail.d/*.conf $(DESTDIR)$(SYSCONF)/jail.d/; fi
+
+clean:
+	rm -rf bin
