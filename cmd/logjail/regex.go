@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -133,7 +135,16 @@ func runRegex(cmd *cobra.Command, fl regexFlags, args []string) error {
 	if err != nil {
 		return exitCode(2, err)
 	}
-	f, err := filter.New(def, filter.Options{UseDNS: dns})
+	fopts := filter.Options{UseDNS: dns}
+	if dns == filter.DNSYes || dns == filter.DNSWarn {
+		ctx := cmd.Context()
+		fopts.Resolve = func(host string) ([]netip.Addr, error) {
+			ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
+	}
+	f, err := filter.New(def, fopts)
 	if err != nil {
 		return exitCode(2, err)
 	}

@@ -116,7 +116,7 @@ func compileRegex(src string, dns UseDNS, multiline bool, timeout time.Duration)
 		return r, nil
 	}
 	if !needsBacktrack(err) {
-		return nil, explainSyntax(err)
+		return nil, explainSyntax(src, err)
 	}
 	opts := regexp2.None
 	if multiline {
@@ -124,7 +124,7 @@ func compileRegex(src string, dns UseDNS, multiline bool, timeout time.Duration)
 	}
 	bre, err2 := regexp2.Compile(toRegexp2(exp), opts)
 	if err2 != nil {
-		return nil, fmt.Errorf("%w (and the backtracking engine: %v)", explainSyntax(err), err2)
+		return nil, fmt.Errorf("%w (and the backtracking engine: %v)", explainSyntax(src, err), err2)
 	}
 	bre.MatchTimeout = timeout
 	r.Engine = EngineBacktrack
@@ -147,13 +147,79 @@ func compileRegex(src string, dns UseDNS, multiline bool, timeout time.Duration)
 	return r, nil
 }
 
-// explainSyntax turns RE2's terse message into one that tells a fail2ban user what to do.
-func explainSyntax(err error) error {
+// explainSyntax turns RE2's terse message into one that says where in the regex, as the admin
+// wrote it, the problem is (RE2 reports the offending piece of the expanded regex, not a column).
+func explainSyntax(src string, err error) error {
 	var se *syntax.Error
 	if !asSyntaxError(err, &se) {
 		return err
 	}
-	return fmt.Errorf("invalid regex: %s at %q", se.Code, se.Expr)
+	col := -1
+	switch se.Code {
+	case syntax.ErrMissingParen:
+		col = unbalanced(src, '(', ')')
+	case syntax.ErrUnexpectedParen:
+		col = unbalanced(src, ')', '(')
+	case syntax.ErrMissingBracket:
+		col = strings.LastIndexByte(src, '[')
+	default:
+		col = strings.Index(src, se.Expr)
+	}
+	if col < 0 {
+		return fmt.Errorf("invalid regex: %s: %q", se.Code, se.Expr)
+	}
+	return fmt.Errorf("invalid regex: %s at column %d: %s", se.Code, col+1, excerpt(src, col))
+}
+
+// excerpt shows the regex from col on, shortened.
+func excerpt(src string, col int) string {
+	s := src[col:]
+	if len(s) > 40 {
+		s = s[:40] + "..."
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// unbalanced returns the index of the first open (for '(') that is never closed, or of the
+// first close that was never opened (for ')'), skipping escapes and character classes; -1 if
+// none.
+func unbalanced(src string, which, other byte) int {
+	var opens []int
+	inClass := false
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		switch {
+		case c == '\\':
+			i++
+		case inClass:
+			if c == ']' {
+				inClass = false
+			}
+		case c == '[':
+			inClass = true
+			if i+1 < len(src) && src[i+1] == '^' {
+				i++
+			}
+			if i+1 < len(src) && src[i+1] == ']' {
+				i++
+			}
+		case c == '(':
+			opens = append(opens, i)
+		case c == ')':
+			if len(opens) == 0 {
+				if which == ')' {
+					return i
+				}
+				continue
+			}
+			opens = opens[:len(opens)-1]
+		}
+	}
+	if which == '(' && len(opens) > 0 {
+		return opens[0]
+	}
+	_ = other
+	return -1
 }
 
 func asSyntaxError(err error, se **syntax.Error) bool { return errors.As(err, se) }
