@@ -150,7 +150,7 @@ func TestCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := map[string]string{
-		"jail.conf": "[DEFAULT]\nbantime = 10m\n\n[web]\nenabled = true\nfilter = nohost\nlogpath = /var/log/x.log\nmaxretry = 5 # five\n",
+		"jail.conf":            "[DEFAULT]\nbantime = 10m\n\n[web]\nenabled = true\nfilter = nohost\nlogpath = /var/log/x.log\nmaxretry = 5 # five\n",
 		"filter.d/nohost.conf": "[Definition]\nfailregex = ^login failed for \\S+$\n",
 	}
 	for name, text := range files {
