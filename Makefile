@@ -28,10 +28,12 @@ unit:
 	LOGJAIL_F2B=1 $(GO) test -race -timeout 15m ./...
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/config
-	$(GO) test -run '^$$' -fuzz '^FuzzFind$$' -fuzztime $(FUZZTIME) ./internal/logtime
-	$(GO) test -run '^$$' -fuzz '^FuzzUtmpReader$$' -fuzztime $(FUZZTIME) ./internal/source
-	$(GO) test -run '^$$' -fuzz '^FuzzMatcher$$' -fuzztime $(FUZZTIME) ./internal/filter
+	@for t in config:FuzzParse config:FuzzLoad logtime:FuzzFind logtime:FuzzNew \
+	          source:FuzzUtmpReader filter:FuzzMatcher; do \
+	  pkg=$${t%%:*}; fn=$${t#*:}; \
+	  echo "fuzz $$fn ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./internal/$$pkg || exit 1; \
+	done
 
 bench: build bench-go bench-regex
 
