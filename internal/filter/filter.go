@@ -213,6 +213,9 @@ type Matcher struct {
 	mlf   *mlfCache
 	fails []Failure
 	now   time.Time // read time of the line being processed
+	// lastDate is the time of the last line that had one: it stands in for an empty or
+	// impossible date text on the next lines, for a minute.
+	lastDate time.Time
 	// Hits counts matches per failregex; IgnoreHits per ignoreregex.
 	Hits       []int
 	IgnoreHits []int
@@ -239,8 +242,21 @@ func (m *Matcher) Process(line string, now time.Time) Result {
 	text := line
 	if !m.dates.None() {
 		if dm, ok := m.dates.Find(line, now); ok {
-			res.Time, res.HasDate, res.DateFormat = dm.Time, true, dm.Format
+			cut := true
+			if dm.Time.IsZero() {
+				// A date text that is empty or impossible (Feb 30): as fail2ban, the time is that of
+				// the previous line when it is under a minute old, else the read time; an
+				// impossible date is then left in the line.
+				if m.lastDate.After(now.Add(-time.Minute)) {
+					res.Time = m.lastDate
+					cut = dm.Start == dm.End
+				}
+			} else {
+				res.Time, res.HasDate, res.DateFormat = dm.Time, true, dm.Format
+				m.lastDate = dm.Time
+			}
 			switch {
+			case !cut:
 			case dm.Start == 0:
 				text = line[dm.End:]
 			case dm.End == len(line):

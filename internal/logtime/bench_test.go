@@ -24,6 +24,8 @@ var benchLines = []struct {
 	{"stock-apache", []string{`^[^\[]*\[({DATE})`, `{^LN-BEG}`}, "192.0.2.123 - admin [21/Jun/2024:16:47:48 +0200] \"GET /wp-login.php HTTP/1.1\" 401 1234 \"-\" \"Mozilla/5.0 (X11; Linux x86_64)\" x"},
 	{"stock-nginx", []string{`{^LN-BEG}%ExY(?P<_sep>[-/.])%m(?P=_sep)%d[T ]%H:%M:%S(?:[.,]%f)?(?:\s*%z)?`, `^[^\[]*\[({DATE})`, `{^LN-BEG}`}, "2024/06/21 16:47:48 [error] 1234#1234: *5678 user \"admin\" was not found in \"/etc/nginx/.htpasswd\", client: 192.0.2.123, server: x"},
 	{"stock-syslog", []string{`{^LN-BEG}`}, "Jun 21 16:47:48 myhost sshd[12345]: Failed password for invalid user admin from 192.0.2.123 port 52144 ssh2 [preauth] more text here ok"},
+	{"tomcat", nil, "Jun 21, 2024 4:47:48 PM org.apache.catalina.realm.LockOutRealm filterLockedAccounts WARNING: An attempt was made to authenticate x"},
+	{"full-month", []string{`^%B %d %Y %H:%M:%S`}, "June 21 2024 16:47:48 host app: authentication failure for user admin from 192.0.2.123, more text here ok ok ok"},
 	{"wpll", []string{`{^LN-BEG}{WPLL}`}, "Jun 21 04:47:48 192.0.2.123 admin Failed login attempt from the WordPress Limit Login plugin, more text to make the line long ok ok"},
 	{"nodate", nil, "this line has no date at all, it is a continuation of a stack trace: at com.example.Foo.bar(Foo.java:123) and more text here ok ok"},
 }
@@ -56,6 +58,21 @@ func BenchmarkNew(b *testing.B) {
 				if _, err := New(p, Options{}); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// TestFindAllocs keeps Find free of allocations in the steady state, for
+// every benchmarked format (and lines without a date).
+func TestFindAllocs(t *testing.T) {
+	now := time.Date(2024, 6, 22, 0, 0, 0, 0, time.UTC)
+	for _, bl := range benchLines {
+		t.Run(bl.name, func(t *testing.T) {
+			d := mustNew(t, bl.patterns, time.UTC)
+			d.Find(bl.line, now)
+			if n := testing.AllocsPerRun(100, func() { d.Find(bl.line, now) }); n != 0 {
+				t.Errorf("Find(%q) allocates %v times", bl.line, n)
 			}
 		})
 	}

@@ -227,9 +227,6 @@ func (c *compiler) emitRepeat(n *node) error {
 		in := inst{op: opStar, min: int32(n.min), max: int32(n.max), greedy: n.greedy}
 		if sub.kind == nRune {
 			in.r, in.fold = sub.r, sub.fold
-			if !sub.fold {
-				in.cls = nil
-			}
 		} else {
 			in.cls = sub.cls
 		}
@@ -354,10 +351,9 @@ func zeroWidth(n *node) bool {
 // firstSet collects the bytes a match can start with.
 type firstSet struct{ bits [4]uint64 }
 
-func (f *firstSet) add(b byte)     { f.bits[b>>6] |= 1 << (b & 63) }
-func (f *firstSet) addWide()       { f.bits[2], f.bits[3] = ^uint64(0), ^uint64(0) }
-func (f *firstSet) addAll()        { f.bits = [4]uint64{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)} }
-func (f *firstSet) addRune(r rune) { f.addRuneFold(r, false) }
+func (f *firstSet) add(b byte) { f.bits[b>>6] |= 1 << (b & 63) }
+func (f *firstSet) addWide()   { f.bits[2], f.bits[3] = ^uint64(0), ^uint64(0) }
+func (f *firstSet) addAll()    { f.bits = [4]uint64{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)} }
 
 func (f *firstSet) addRuneFold(r rune, fold bool) {
 	if r < utf8.RuneSelf {

@@ -302,7 +302,7 @@ func (b *builder) forPattern(p string) (*template, error) {
 // replaceDate substitutes every {DATE} (any case, not after a backslash).
 func replaceDate(line, sub string) string {
 	var sb strings.Builder
-	u := strings.ToUpper(line)
+	u := asciiUpper(line)
 	last := 0
 	for i := 0; i+6 <= len(u); i++ {
 		if u[i:i+6] == "{DATE}" && (i == 0 || line[i-1] != '\\') {
@@ -314,6 +314,17 @@ func replaceDate(line, sub string) string {
 	}
 	sb.WriteString(line[last:])
 	return sb.String()
+}
+
+// asciiUpper upper-cases ASCII letters only, keeping byte offsets.
+func asciiUpper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
 }
 
 // unboundPattern strips the boundary markers from a default pattern before
@@ -345,9 +356,9 @@ func (d *Detector) Find(line string, now time.Time) (Match, bool) {
 	}
 	t := d.set.templates[id]
 	caps := d.m.caps
-	s, e := caps[2], caps[3]
-	if t.prog.ngroups < 1 {
-		s, e = caps[0], caps[1]
+	s, e := caps[0], caps[1]
+	if t.prog.ngroups >= 1 {
+		s, e = caps[2], caps[3] // the date group
 	}
 	if s < 0 || e < 0 {
 		// the date group did not take part: nothing to cut
@@ -362,6 +373,9 @@ func (d *Detector) Find(line string, now time.Time) (Match, bool) {
 	switch t.kind {
 	case kindEpoch, kindTAI64N:
 		g := t.valGroup
+		if g > t.prog.ngroups {
+			break // {EPOCH} inside a set, say: there is no number group
+		}
 		vs, ve := caps[2*g], caps[2*g+1]
 		if vs < 0 || ve < 0 {
 			break
@@ -387,7 +401,19 @@ func (d *Detector) tmpl(pos int) *template { return d.set.templates[d.order[pos]
 // counting successful searches as fail2ban's templates count their hits.
 func (d *Detector) searchAt(pos int, line string, from, to int) (int, int, bool) {
 	id := d.order[pos]
-	s, e, ok := d.m.search(d.set.templates[id].prog, line, from, to)
+	t := d.set.templates[id]
+	if t.direct != nil {
+		s, e, res := t.direct.search(&d.m, t.prog, line, from, to)
+		switch res {
+		case directMatch:
+			d.m.caps[0], d.m.caps[1] = s, e
+			d.matches[id]++
+			return s, e, true
+		case directNo:
+			return 0, 0, false
+		}
+	}
+	s, e, ok := d.m.search(t.prog, line, from, to)
 	if ok {
 		d.matches[id]++
 	}

@@ -186,6 +186,27 @@ func TestYearInference(t *testing.T) {
 	}
 }
 
+// TestYearAcrossNewYear runs one detector through midnight on new year's
+// eve (it remembers the year of now between lines).
+func TestYearAcrossNewYear(t *testing.T) {
+	d := mustNew(t, nil, time.UTC)
+	steps := []struct {
+		now  time.Time
+		line string
+		want time.Time
+	}{
+		{utc(2024, 12, 31, 23, 59, 59, 0), "Dec 31 23:59:58 x", utc(2024, 12, 31, 23, 59, 58, 0)},
+		{utc(2025, 1, 1, 0, 0, 2, 0), "Jan  1 00:00:01 x", utc(2025, 1, 1, 0, 0, 1, 0)},
+		{utc(2025, 1, 1, 0, 0, 3, 0), "Dec 31 23:59:59 x", utc(2024, 12, 31, 23, 59, 59, 0)},
+		{utc(2025, 1, 1, 0, 0, 4, 0), "Jan  1 00:00:03 x", utc(2025, 1, 1, 0, 0, 3, 0)},
+	}
+	for _, s := range steps {
+		if got := find(t, d, s.line, s.now); !got.Time.Equal(s.want) {
+			t.Errorf("Find(%q) at %v = %v, want %v", s.line, s.now, got.Time, s.want)
+		}
+	}
+}
+
 // TestInvalidDates: the text is still a date (and is cut) but has no time.
 func TestInvalidDates(t *testing.T) {
 	tests := []struct {
@@ -268,6 +289,8 @@ func TestWPLL(t *testing.T) {
 		{"twelve o'clock just after midnight", at(11, 5, 0, 30), "Nov 5 12:10:00 x", at(11, 5, 0, 10)},
 		{"a little ahead counts as now", at(11, 5, 13, 0), "Nov 5 01:02:00 x", at(11, 5, 13, 2)},
 		{"last year at new year", utc(2025, 1, 1, 0, 30, 0, 0), "Dec 31 11:45:00 x", utc(2024, 12, 31, 23, 45, 0, 0)},
+		{"an hour ahead today is not last year", at(11, 6, 1, 0), "Nov 6 02:00:00 x", at(11, 6, 2, 0)},
+		{"two days ahead is last year", at(11, 6, 1, 0), "Nov 8 02:00:00 x", utc(2023, 11, 8, 14, 0, 0, 0)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -492,6 +515,31 @@ func TestClone(t *testing.T) {
 		if got := find(t, x, "Jun 21 16:47:48 host", now2024); got.Cut != "Jun 21 16:47:48" {
 			t.Errorf("cut %q", got.Cut)
 		}
+	}
+}
+
+// TestCloneConcurrent runs clones on several goroutines (for -race): the
+// formats they share must not be written to.
+func TestCloneConcurrent(t *testing.T) {
+	base := mustNew(t, []string{`^[^\[]*\[({DATE})`, `{^LN-BEG}`}, time.UTC)
+	lines := []string{
+		`192.0.2.1 - - [02/Jan/2006:15:04:05 +0530] "GET / HTTP/1.1" 404 1`,
+		"Jun 21 16:47:48 host sshd[1]: x",
+		"2006-01-02T15:04:05.123-07:00 x",
+		"garbage",
+	}
+	done := make(chan struct{})
+	for g := 0; g < 4; g++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			d := base.Clone()
+			for i := 0; i < 200; i++ {
+				d.Find(lines[(i+g)%len(lines)], now2024)
+			}
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		<-done
 	}
 }
 

@@ -92,3 +92,35 @@ func FuzzDifferential(f *testing.F) {
 		}
 	})
 }
+
+// TestDirectPlans checks that the scanners do run whole templates where
+// expected (else the speed silently goes).
+func TestDirectPlans(t *testing.T) {
+	count := func(ps []string) int {
+		n := 0
+		for _, tm := range mustNew(t, ps, time.UTC).set.templates {
+			if tm.direct != nil {
+				n++
+			}
+		}
+		return n
+	}
+	defaults := 0
+	for _, sc := range scanners {
+		for _, p := range defaultPatterns {
+			if sc.pattern == p {
+				defaults++
+			}
+		}
+	}
+	if got, want := count(nil), 2*defaults; got != want {
+		t.Errorf("automatic detection: %d direct templates, want %d", got, want)
+	}
+	if got, want := count([]string{"{^LN-BEG}"}), defaults; got != want {
+		t.Errorf("{^LN-BEG}: %d direct templates, want %d", got, want)
+	}
+	nginx := `{^LN-BEG}%ExY(?P<_sep>[-/.])%m(?P=_sep)%d[T ]%H:%M:%S(?:[.,]%f)?(?:\s*%z)?`
+	if got := count([]string{nginx}); got != 1 {
+		t.Errorf("nginx datepattern: %d direct templates, want 1", got)
+	}
+}

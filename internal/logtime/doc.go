@@ -43,8 +43,9 @@
 //	**pattern**       no word boundary on that side
 //	{WPLL}            logjail: PHP's date('M j h:i:s') of the WordPress
 //	                  Limit Login plugin, "Nov 5 01:23:45": a 12-hour clock
-//	                  without am/pm; of the possible readings (am or pm, this
-//	                  year or last) the latest not after now+5m is taken.
+//	                  without am/pm. The year is inferred as for syslog; of
+//	                  the am and pm readings the later one not after now+5m
+//	                  is taken (the am one if both are ahead).
 //
 // Several lines may be given; the first template that matches wins.
 //
@@ -53,7 +54,11 @@
 // and bounded repeats, and Unicode classes (\w, \d and \s match non-ASCII
 // letters, digits and spaces). It runs on a small backtracking machine that
 // follows Python's choice of match, allocates nothing once warm, and gives
-// up (no match) after about a million steps.
+// up (no match) after about a million steps. Directives run as single
+// instructions, and the most common formats (ISO 8601 and nginx's variant,
+// syslog, Apache) have hand-written scanners that stand in for their regex,
+// with the regex as fallback whenever a scanner is unsure; the tests check
+// both against the plain regex reading and against fail2ban itself.
 //
 // # Times
 //
@@ -76,10 +81,15 @@
 //   - fail2ban counts template hits over all jails of a process (they share
 //     templates); here each Detector counts its own. The five-minute
 //     "unused template" rule of its reordering uses the now passed to Find.
-//   - Positions are bytes, not Python code points; the cache of the last
-//     date position can differ on lines whose prefixes hold different
-//     numbers of multi-byte characters.
-//   - Invalid UTF-8 bytes count as one character each.
+//   - Match offsets are bytes (fail2ban's are code points; the cache of
+//     the last position counts code points, as fail2ban's does). Invalid
+//     UTF-8 bytes count as one character each.
+//   - A regex error (global flags not at the start, a group name used
+//     twice) is reported by New; fail2ban reports it at the first line.
+//   - Python's verbose flag (?x), possessive quantifiers, atomic groups,
+//     \N{...} escapes and repeat counts above 1000 are not supported.
+//   - Where Python would backtrack for very long on a pathological pattern,
+//     this package gives up after its step limit and reports no date.
 //   - %ExY accepts the years fail2ban accepts at the now passed to Find,
 //     rather than at process start.
 //   - Python case-insensitive matching also equates İ/ı with i; this package

@@ -3,6 +3,7 @@ package logtime
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -98,14 +99,16 @@ func f2bPython(t *testing.T) string {
 	return ""
 }
 
-func runF2B(t *testing.T, py string, now time.Time, cases []f2bCase) [][]*f2bResult {
+func runF2B(t *testing.T, py string, now time.Time, tz string, cases []f2bCase) [][]*f2bResult {
 	t.Helper()
 	in, err := json.Marshal(map[string]any{"now": float64(now.Unix()), "cases": cases})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(py, "-c", f2bScript)
-	cmd.Env = append(os.Environ(), "TZ=UTC")
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, py, "-c", f2bScript)
+	cmd.Env = append(os.Environ(), "TZ="+tz)
 	cmd.Stdin = bytes.NewReader(in)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -120,14 +123,20 @@ func runF2B(t *testing.T, py string, now time.Time, cases []f2bCase) [][]*f2bRes
 	return res
 }
 
-// compareF2B runs the cases through both detectors and reports differences.
+// compareF2B runs the cases through both detectors (in UTC) and reports
+// differences.
 func compareF2B(t *testing.T, now time.Time, cases []f2bCase) {
 	t.Helper()
+	compareF2BIn(t, now, time.UTC, cases)
+}
+
+func compareF2BIn(t *testing.T, now time.Time, loc *time.Location, cases []f2bCase) {
+	t.Helper()
 	py := f2bPython(t)
-	want := runF2B(t, py, now, cases)
+	want := runF2B(t, py, now, loc.String(), cases)
 	total, totalFound := 0, 0
 	for ci, c := range cases {
-		d, err := New(c.Patterns, Options{Location: time.UTC})
+		d, err := New(c.Patterns, Options{Location: loc})
 		if err != nil {
 			t.Errorf("%s: New(%q): %v", c.Name, c.Patterns, err)
 			continue
@@ -368,4 +377,21 @@ func TestF2BMutations(t *testing.T) {
 		cases = append(cases, f2bCase{Name: fmt.Sprintf("set %d %q", i, ps), Patterns: ps, Lines: mutateLines(r, 4000)})
 	}
 	compareF2B(t, time.Now(), cases)
+}
+
+// TestF2BLocalZone compares in a zone with summer time: stamps without a
+// zone are local times for both.
+func TestF2BLocalZone(t *testing.T) {
+	f2bPython(t)
+	loc, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skipf("no tzdata: %v", err)
+	}
+	var cases []f2bCase
+	for _, name := range []string{"sshd", "apache-auth", "nginx-http-auth", "postfix", "dovecot", "squid", "mysqld-auth"} {
+		cases = append(cases, f2bCase{Name: name, Lines: readLogLines(t, filepath.Join(f2bLogs, name))})
+	}
+	r := rand.New(rand.NewPCG(11, 12))
+	cases = append(cases, f2bCase{Name: "mutations", Lines: mutateLines(r, 5000)})
+	compareF2BIn(t, time.Now(), loc, cases)
 }

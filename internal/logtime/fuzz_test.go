@@ -3,6 +3,8 @@ package logtime
 import (
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // fuzzSets are the detectors FuzzFind runs every line through.
@@ -54,8 +56,8 @@ func FuzzFind(f *testing.F) {
 			checkFind(t, d, line, now) // through the cache
 			want, wok := base.Clone().Find(line, now)
 			got, gok := d.Clone().Find(line, now)
-			if got != want || gok != wok {
-				t.Fatalf("Find(%q) not deterministic: %+v %v, then %+v %v", line, want, wok, got, gok)
+			if diff := cmp.Diff(result{want, wok}, result{got, gok}); diff != "" {
+				t.Fatalf("Find(%q) not deterministic (-first +second):\n%s", line, diff)
 			}
 		}
 	})

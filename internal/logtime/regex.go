@@ -971,7 +971,7 @@ func (p *parser) parseRegion() (*node, error) {
 		p.src = p.src[:i] + body + p.src[bodyEnd+1:]
 		return nil, nil
 	}
-	src, pos := p.src, p.pos
+	src := p.src
 	p.src, p.pos = body, 0
 	n, err := p.parseAlt()
 	if err == nil && p.more() {
@@ -981,7 +981,6 @@ func (p *parser) parseRegion() (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	_ = pos
 	sc := &scanners[idx]
 	groups := make([]int, len(sc.groups))
 	for gi, name := range sc.groups {

@@ -40,6 +40,11 @@ var scanners = [...]scanner{
 	{defaultPatterns[2], []string{"a", "b", "d", "Y", "H", "M", "S", "f"}, scanSyslogYear},
 	{defaultPatterns[4], []string{"d", "_sep", "b", "Y", "H", "M", "S", "f", "z"}, scanApache},
 	{defaultPatterns[13], []string{"Y", "m", "d", "H", "M", "S", "f", "z"}, scanISOBasic},
+	{defaultPatterns[14], []string{"Z", "a", "b", "d", "H", "M", "S", "f", "Y"}, scanZoneSyslog},
+	{defaultPatterns[15], []string{"z", "a", "b", "d", "H", "M", "S", "f", "Y"}, scanOffsetSyslog},
+	// the variant of fail2ban's nginx-bad-request, nginx-botsearch and
+	// sogo-auth filters
+	{`%ExY(?P<_sep>[-/.])%m(?P=_sep)%d[T ]%H:%M:%S(?:[.,]%f)?(?:\s*%z)?`, []string{"Y", "_sep", "m", "d", "H", "M", "S", "f", "z"}, scanISOOneSep},
 }
 
 func scannerFor(pattern string) int {
@@ -59,13 +64,12 @@ type scanCtx struct {
 	unsure bool
 	caps   [2 * maxScanGroups]int
 	cands  [maxCands]cand
+	zcands [maxCands]cand // zone ways, while cands serves the rest
 }
 
 func (c *scanCtx) reset(m *machine, s string, fold bool) {
 	c.m, c.s, c.fold, c.unsure = m, s, fold, false
-	for i := range c.caps {
-		c.caps[i] = -1
-	}
+	c.resetCaps()
 }
 
 func (c *scanCtx) set(k, s, e int) { c.caps[2*k], c.caps[2*k+1] = s, e }
@@ -127,12 +131,12 @@ type numField struct {
 }
 
 var (
-	fieldHour   = numField{enumHour, 0, 23, 0}     // [0-1]?\d|2[0-3]
-	fieldHourK  = numField{enumHourK, 0, 29, 0}    // [0-2]?\d
-	fieldMinute = numField{enumMinute, 0, 59, 0}   // [0-5]?\d
-	fieldSecond = numField{enumSecond, 0, 61, 0}   // [0-5]?\d|6[0-1]
-	fieldDay    = numField{enumDay, 1, 31, 1}      // [1-2]\d|[0 ]?[1-9]|3[0-1]
-	fieldMonth  = numField{enumMonth, 1, 12, 1}    // 0?[1-9]|1[0-2]
+	fieldHour   = numField{enumHour, 0, 23, 0}   // [0-1]?\d|2[0-3]
+	fieldHourK  = numField{enumHourK, 0, 29, 0}  // [0-2]?\d
+	fieldMinute = numField{enumMinute, 0, 59, 0} // [0-5]?\d
+	fieldSecond = numField{enumSecond, 0, 61, 0} // [0-5]?\d|6[0-1]
+	fieldDay    = numField{enumDay, 1, 31, 1}    // [1-2]\d|[0 ]?[1-9]|3[0-1]
+	fieldMonth  = numField{enumMonth, 1, 12, 1}  // 0?[1-9]|1[0-2]
 )
 
 // num is dir for a numField, with a fast path for ASCII digits followed by
@@ -216,7 +220,12 @@ func (c *scanCtx) zoneAfterSpaces(p, k int) int {
 }
 
 // %ExY(?P<_sep>[-/.])%m(?P=_sep)%d(?:T|  ?)%H:%M:%S(?:[.,]%f)?(?:\s*%z)?
-func scanISO(c *scanCtx, p int) int {
+func scanISO(c *scanCtx, p int) int { return c.iso(p, true) }
+
+// %ExY(?P<_sep>[-/.])%m(?P=_sep)%d[T ]%H:%M:%S(?:[.,]%f)?(?:\s*%z)?
+func scanISOOneSep(c *scanCtx, p int) int { return c.iso(p, false) }
+
+func (c *scanCtx) iso(p int, twoSpaces bool) int {
 	const gY, gSep, gm, gd, gH, gM, gS, gf, gz = 0, 1, 2, 3, 4, 5, 6, 7, 8
 	e := c.dir(enumYearEx, p, gY, "-/.")
 	if e < 0 {
@@ -231,7 +240,7 @@ func scanISO(c *scanCtx, p int) int {
 		return -1
 	}
 	p = e + 1
-	if c.s[e] == ' ' && c.peek(p) == ' ' {
+	if twoSpaces && c.s[e] == ' ' && c.peek(p) == ' ' {
 		p++ // "  ?": the hour cannot start with a space, so no way back
 	}
 	if e = c.num(&fieldHour, p, gH, ":"); e < 0 {
@@ -412,4 +421,64 @@ func dayIndex3(a, b, c byte) int {
 		}
 	}
 	return -1
+}
+
+// (?:%Z )?(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?
+func scanZoneSyslog(c *scanCtx, p int) int { return c.zoneThenSyslog(p, enumZoneName) }
+
+// (?:%z )?(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?
+func scanOffsetSyslog(c *scanCtx, p int) int { return c.zoneThenSyslog(p, enumZoneOffset) }
+
+// zoneThenSyslog tries each way of the optional zone (followed by a space)
+// in order, then none; the syslog part after it is exact (first way or no
+// way), so the first zone way with which it matches is the regex's.
+func (c *scanCtx) zoneThenSyslog(p int, zone enumFunc) int {
+	zc := &c.zcands
+	n := zone(c.m, c.s, p, c.fold, zc)
+	for i := 0; i < n; i++ {
+		e := zc[i].end
+		if b := c.peek(e); c.unsure || b != ' ' {
+			if c.unsure {
+				return -1
+			}
+			continue
+		}
+		c.resetCaps()
+		if end := c.syslogAfterZone(e + 1); end >= 0 || c.unsure {
+			c.set(0, zc[i].gs, zc[i].end)
+			return end
+		}
+	}
+	c.resetCaps()
+	return c.syslogAfterZone(p)
+}
+
+// syslogAfterZone is scanSyslog with its groups one slot later.
+func (c *scanCtx) syslogAfterZone(p int) int {
+	const ga, gb, gd, gH, gM, gS, gf, gY = 1, 2, 3, 4, 5, 6, 7, 8
+	p = c.optDay(p, ga)
+	e := c.dir(enumMonthAbbr, p, gb, " ")
+	if e < 0 {
+		return -1
+	}
+	if e = c.num(&fieldDay, e+1, gd, " "); e < 0 {
+		return -1
+	}
+	if e = c.clock(e+1, gH, gM, gS); e < 0 {
+		return -1
+	}
+	e = c.fraction(e, gf, ".")
+	if c.peek(e) == ' ' {
+		if n := enumYearEx(c.m, c.s, e+1, c.fold, &c.cands); n > 0 {
+			c.set(gY, c.cands[0].gs, c.cands[0].end)
+			e = c.cands[0].end
+		}
+	}
+	return e
+}
+
+func (c *scanCtx) resetCaps() {
+	for i := range c.caps {
+		c.caps[i] = -1
+	}
 }

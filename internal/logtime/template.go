@@ -48,6 +48,8 @@ type template struct {
 	longEpoch bool // LEPOCH: milli- or microseconds allowed
 	wpll      bool // {WPLL}: 12-hour clock without am/pm, nearest reading before now
 	none      bool // {NONE}
+	regex     string
+	direct    *directPlan // set when a scanner can run the whole template
 }
 
 func (t *template) anchored() bool { return t.flags&(flagLineBegin|flagLineEnd) != 0 }
@@ -208,7 +210,7 @@ func (b *builder) epochPattern(pattern string, long bool) (*template, error) {
 // indexEpochToken finds {EPOCH} or {LEPOCH} (any case) not preceded by a
 // backslash.
 func indexEpochToken(s string) int {
-	u := strings.ToUpper(s)
+	u := asciiUpper(s)
 	for i := 0; i < len(u); i++ {
 		if u[i] != '{' || (i > 0 && s[i-1] == '\\') {
 			continue
@@ -243,7 +245,9 @@ func (b *builder) patternTemplate(pattern string, begin beginMode, wordEnd bool)
 	if strings.Contains(p, "{WPLL}") {
 		t.wpll = true
 	}
+	scan := -1
 	if i := scannerFor(p); i >= 0 && b.useDirs {
+		scan = i
 		p = markRegion(p, i)
 	}
 	regex, name, err := expandDirectives(p)
@@ -251,11 +255,16 @@ func (b *builder) patternTemplate(pattern string, begin beginMode, wordEnd bool)
 		return nil, err
 	}
 	t.name = name
+	gf := ""
 	if hasAlphaDirective(p) {
-		regex = "(?iu)" + regex
+		gf = "(?iu)"
 	}
-	if err := b.setRegex(t, regex, begin, wordEnd); err != nil {
+	body := regex
+	if err := b.setRegex(t, gf+regex, begin, wordEnd); err != nil {
 		return nil, err
+	}
+	if scan >= 0 {
+		t.direct = newDirectPlan(t, scan, gf, body, begin)
 	}
 	return t, nil
 }
@@ -374,6 +383,7 @@ func (b *builder) setRegex(t *template, regex string, begin beginMode, wordEnd b
 	}
 	regex = delWordBounds(regex)
 	regex = gf + regex
+	t.regex = regex
 	prog, err := compileRegex(regex, b.useDirs)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -112,15 +113,14 @@ func (t *template) timeOf(m *machine, line string, now time.Time, loc *time.Loca
 	}
 	zone := loc
 	if rd.zoneSet {
-		zone = fixedZone(rd.zoneOffset)
+		zone = m.fixedZone(rd.zoneOffset)
 	}
 	if t.wpll && rd.hasHour12 && rd.ampm == 0 {
 		return rd.nearestBefore(now, zone)
 	}
-	nowz := now.In(zone)
 	assumeYear := !rd.hasYear
 	if assumeYear {
-		rd.year = nowz.Year()
+		rd.year = m.readYear.in(now, zone)
 	}
 	if !rd.hasMonth || !rd.hasDay {
 		if !rd.hasYearDay && rd.hasWeek && rd.hasWeekday {
@@ -135,7 +135,7 @@ func (t *template) timeOf(m *machine, line string, now time.Time, loc *time.Loca
 	}
 	assumeToday := false
 	if !rd.hasMonth && !rd.hasDay {
-		_, mo, d := nowz.Date()
+		_, mo, d := now.In(zone).Date()
 		rd.month, rd.day = int(mo), d
 		assumeToday = true
 	}
@@ -158,49 +158,91 @@ func (t *template) timeOf(m *machine, line string, now time.Time, loc *time.Loca
 	return tm, true
 }
 
+// yearSpan remembers the span of the year of the last "now" seen (it rarely
+// changes between two lines).
+type yearSpan struct {
+	zone   *time.Location
+	lo, hi int64
+	year   int
+}
+
+// in returns the year of now in zone.
+func (s *yearSpan) in(now time.Time, zone *time.Location) int {
+	u := now.Unix()
+	if zone == s.zone && u >= s.lo && u < s.hi {
+		return s.year
+	}
+	y := now.In(zone).Year()
+	s.zone, s.year = zone, y
+	s.lo = time.Date(y, 1, 1, 0, 0, 0, 0, zone).Unix()
+	s.hi = time.Date(y+1, 1, 1, 0, 0, 0, 0, zone).Unix()
+	return y
+}
+
 // wpllSlack is how far after now a {WPLL} reading may lie and still count as
 // "before now", for clock skew between the logging host and us.
 const wpllSlack = 5 * time.Minute
 
-// nearestBefore resolves a 12-hour reading without am/pm (and maybe without a
-// year or a date): of the candidate times, the latest one not after now
-// (plus wpllSlack) wins.
+// nearestBefore resolves a 12-hour reading without am/pm ({WPLL}). The year
+// is found as for any stamp without one (this year, unless the morning
+// reading is more than a day ahead of now); then of the morning and evening
+// readings the later one not after now (plus wpllSlack) wins, or the morning
+// one if both are ahead. Without a date, today's and yesterday's readings
+// are the candidates.
 func (rd *reading) nearestBefore(now time.Time, zone *time.Location) (time.Time, bool) {
-	nowz := now.In(zone)
 	h := rd.hour12 % 12
 	limit := now.Add(wpllSlack)
-	var best time.Time
-	found := false
-	try := func(y, mo, d, hour int) {
+	at := func(y, mo, d, hour int) (time.Time, bool) {
 		if !validDate(y, mo, d) || !validClock(hour, rd.minute, rd.second) {
-			return
+			return time.Time{}, false
 		}
-		c := time.Date(y, time.Month(mo), d, hour, rd.minute, rd.second, rd.nsec, zone)
-		if c.After(limit) {
-			return
+		return time.Date(y, time.Month(mo), d, hour, rd.minute, rd.second, rd.nsec, zone), true
+	}
+	var cands [4]time.Time
+	n := 0
+	add := func(y, mo, d int) {
+		for _, hour := range [2]int{h, h + 12} {
+			if c, ok := at(y, mo, d, hour); ok {
+				cands[n] = c
+				n++
+			}
 		}
-		if !found || c.After(best) {
+	}
+	nowz := now.In(zone)
+	switch {
+	case rd.hasMonth && rd.hasDay:
+		y := rd.year
+		if !rd.hasYear {
+			y = nowz.Year()
+			if am, ok := at(y, rd.month, rd.day, h); !ok || am.After(now.Add(24*time.Hour)) {
+				y--
+			}
+		}
+		add(y, rd.month, rd.day)
+	case !rd.hasMonth && !rd.hasDay:
+		for back := 1; back >= 0; back-- {
+			d := nowz.AddDate(0, 0, -back)
+			add(d.Year(), int(d.Month()), d.Day())
+		}
+	}
+	if n == 0 {
+		return time.Time{}, false
+	}
+	best, found := cands[0], false
+	for _, c := range cands[:n] {
+		if !c.After(limit) && (!found || c.After(best)) {
 			best, found = c, true
 		}
 	}
-	years := []int{rd.year}
-	if !rd.hasYear {
-		years = []int{nowz.Year(), nowz.Year() - 1}
-	}
-	for _, y := range years {
-		if rd.hasMonth && rd.hasDay {
-			try(y, rd.month, rd.day, h)
-			try(y, rd.month, rd.day, h+12)
-			continue
-		}
-		// no date: today or yesterday
-		for back := 0; back <= 1; back++ {
-			d := nowz.AddDate(0, 0, -back)
-			try(d.Year(), int(d.Month()), d.Day(), h)
-			try(d.Year(), int(d.Month()), d.Day(), h+12)
+	if !found {
+		best = cands[0] // all ahead: the earliest
+		for _, c := range cands[:n] {
+			if c.Before(best) {
+				best = c
+			}
 		}
 	}
-	return best, found
+	return best, true
 }
 
 func validClock(h, m, s int) bool {
@@ -242,11 +284,29 @@ func julianFromWeek(year, week, weekday int, startsMon bool) int {
 	return 1 + week0 + 7*(week-1) + weekday
 }
 
-func fixedZone(offset int) *time.Location {
+// fixedZone returns a zone for the offset; the machine keeps the few it
+// has made (time.FixedZone allocates for offsets that are not whole hours).
+func (m *machine) fixedZone(offset int) *time.Location {
 	if offset == 0 {
 		return time.UTC
 	}
-	return time.FixedZone("", offset)
+	for _, z := range m.zones {
+		if z.offset == offset {
+			return z.loc
+		}
+	}
+	loc := time.FixedZone("", offset)
+	if len(m.zones) < maxZones {
+		m.zones = append(m.zones, zoneEntry{offset, loc})
+	}
+	return loc
+}
+
+const maxZones = 16
+
+type zoneEntry struct {
+	offset int
+	loc    *time.Location
 }
 
 // set stores one field; false means fail2ban would reject the value.
@@ -309,12 +369,12 @@ func (rd *reading) set(k fieldKind, v string) bool {
 		}
 		rd.hour12, rd.hasHour12 = n, true
 	case fkAMPM:
-		switch strings.ToLower(v) {
-		case "":
+		switch {
+		case v == "":
 			rd.ampm = 0
-		case "am":
+		case lowerIs(v, "am"):
 			rd.ampm = 1
-		case "pm":
+		case lowerIs(v, "pm"):
 			rd.ampm = 2
 		default:
 			rd.ampm = 3
@@ -397,13 +457,28 @@ func nameIndex(names []string, v string) int {
 		}
 		return -1
 	}
-	lv := strings.ToLower(v)
 	for i, n := range names {
-		if n == lv {
+		if lowerIs(v, n) {
 			return i
 		}
 	}
 	return -1
+}
+
+// lowerIs reports whether Python's v.lower() == name (lowercase ASCII),
+// without allocating.
+func lowerIs(v, name string) bool {
+	i := 0
+	for _, r := range v {
+		if i >= len(name) || r == '\u0130' { // İ lowers to two characters
+			return false
+		}
+		if unicode.ToLower(r) != rune(name[i]) {
+			return false
+		}
+		i++
+	}
+	return i == len(name)
 }
 
 // pyInt parses an integer the way Python's int() reads a str: surrounding

@@ -20,6 +20,10 @@ type machine struct {
 	cands   [maxCands]cand
 	sc      scanCtx
 	collect []cand // opCollect (tests) appends here
+	zones   []zoneEntry
+
+	readYear yearSpan // now's year where readings are made
+	exYear   yearSpan // now's year in its own zone, for %ExY
 
 	// The time of the current Find, for %ExY.
 	now     time.Time
@@ -63,7 +67,7 @@ func (m *machine) setNow(now time.Time) {
 // years ahead).
 func (m *machine) yearPrefixOK(p int) bool {
 	if m.nowYear == 0 {
-		m.nowYear = m.now.Year()
+		m.nowYear = m.exYear.in(m.now, m.now.Location())
 	}
 	y := m.nowYear
 	if y >= 2001 {
@@ -435,7 +439,7 @@ func (m *machine) run(prog *program, pc int, pos int) (int, bool) {
 				n := in.dir.enum(m, text, int(f.pos), in.fold, &m.cands)
 				if k := int(f.a); k < n {
 					if k+1 < n {
-						m.push(fDir, f.pc, int(f.pos), int32(k + 1), 0)
+						m.push(fDir, f.pc, int(f.pos), int32(k+1), 0)
 					}
 					g := int(in.x)
 					m.setCap(2*g, m.cands[k].gs)
@@ -458,18 +462,25 @@ func (m *machine) star(in *inst, pc int, pos *int) bool {
 		if in.min == 0 {
 			low = p
 		}
+		cls := in.cls
 		for (in.max < 0 || n < int(in.max)) && p < len(text) {
-			var r rune
-			var w int
-			if c := text[p]; c < utf8.RuneSelf {
-				r, w = rune(c), 1
+			c := text[p]
+			if cls != nil && !cls.isDot && c < utf8.RuneSelf {
+				// the common case, without calls
+				if (cls.ascii[c>>6]&(1<<(c&63)) != 0) == cls.neg {
+					break
+				}
+				p++
 			} else {
-				r, w = utf8.DecodeRuneInString(text[p:])
+				r, w := rune(c), 1
+				if c >= utf8.RuneSelf {
+					r, w = utf8.DecodeRuneInString(text[p:])
+				}
+				if !in.single(r) {
+					break
+				}
+				p += w
 			}
-			if !in.single(r) {
-				break
-			}
-			p += w
 			n++
 			if n == int(in.min) {
 				low = p
