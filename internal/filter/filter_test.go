@@ -280,3 +280,31 @@ func TestBacktrackTimeout(t *testing.T) {
 		t.Errorf("verdict %v timeout %v, want missed with timeout", r.Verdict, r.Timeout)
 	}
 }
+
+// TestRestOfLineSplit: a regex ending in (?P<content>.+)$ is run without that tail, and the
+// tail's span is the rest of the line; when the head's preferred match takes the whole line, the
+// full regex decides (it must leave at least one byte for .+).
+func TestRestOfLineSplit(t *testing.T) {
+	r, err := compileRegex(`^(?P<a>x*)<F-CONTENT>.+</F-CONTENT>$`, DNSNo, false, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.head == nil {
+		t.Fatal("regex was not split")
+	}
+	for _, tt := range []struct{ in, a, content string }{
+		{"xxy", "xx", "y"},
+		{"xxx", "xx", "x"},
+		{"y", "", "y"},
+	} {
+		idx, _ := r.match(tt.in)
+		a, _ := capture(tt.in, idx, r.g.names2idx("a"))
+		c, _ := capture(tt.in, idx, r.g.content)
+		if a != tt.a || c != tt.content || idx[0] != 0 || idx[1] != len(tt.in) {
+			t.Errorf("%q: a=%q content=%q span=%v, want a=%q content=%q", tt.in, a, c, idx[:2], tt.a, tt.content)
+		}
+	}
+	if idx, _ := r.match(""); idx != nil {
+		t.Errorf("empty line matched: %v", idx)
+	}
+}

@@ -89,6 +89,28 @@ type Regex struct {
 	lit    string
 	prefix bool // lit must be at the very start
 	g      groups
+	// head is the regex without a final "(?P<name>.+)$" (prefregex's <F-CONTENT>.+</F-CONTENT>$):
+	// that group is always "the rest of the line", and letting the engine walk it costs as much
+	// as the rest of the regex. nil when the regex does not end so.
+	head *regexp.Regexp
+}
+
+// splitRest sets head when the regex ends with a named group ".+" and "$", that group being
+// the last one, in single-line mode (where '.' matches every remaining byte).
+func (r *Regex) splitRest(multiline bool) {
+	if multiline || len(r.g.names) < 2 {
+		return
+	}
+	last := len(r.g.names) - 1
+	suffix := "(?P<" + r.g.names[last] + ">.+)$"
+	if r.g.names[last] == "" || !strings.HasSuffix(r.Expanded, suffix) {
+		return
+	}
+	head, err := regexp.Compile(strings.TrimSuffix(r.Expanded, suffix))
+	if err != nil || head.NumSubexp() != last-1 {
+		return
+	}
+	r.head = head
 }
 
 // ErrNoHostGroup is returned for a failregex that captures no host and no failure ID.
@@ -113,6 +135,7 @@ func compileRegex(src string, dns UseDNS, multiline bool, timeout time.Duration)
 		r.re2 = re
 		r.g = newGroups(re.SubexpNames())
 		r.lit, r.prefix = requiredLiteral(flags + exp)
+		r.splitRest(multiline)
 		return r, nil
 	}
 	if !needsBacktrack(err) {
@@ -236,6 +259,15 @@ func (r *Regex) match(s string) ([]int, error) {
 			return nil, nil
 		}
 	}
+	if r.head != nil {
+		// the regex minus a final (?P<g>.+)$: g is the rest of the line, when not empty
+		if idx := r.head.FindStringSubmatchIndex(s); idx != nil && idx[1] < len(s) {
+			end := idx[1]
+			idx[1] = len(s)
+			return append(idx, end, len(s)), nil
+		}
+		// the head's preferred match took the whole line: let the full regex decide
+	}
 	if r.re2 != nil {
 		return r.re2.FindStringSubmatchIndex(s), nil
 	}
@@ -325,4 +357,14 @@ func requiredLiteral(expr string) (string, bool) {
 func (r *Regex) MatchString(s string) bool {
 	idx, _ := r.match(s)
 	return idx != nil
+}
+
+// names2idx returns the index of the named group, or -1.
+func (g *groups) names2idx(name string) int {
+	for i, n := range g.names {
+		if n == name {
+			return i
+		}
+	}
+	return -1
 }
