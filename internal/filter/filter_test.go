@@ -308,3 +308,42 @@ func TestRestOfLineSplit(t *testing.T) {
 		t.Errorf("empty line matched: %v", idx)
 	}
 }
+
+func TestMLFCacheBounded(t *testing.T) {
+	c := newMLFCache(3, time.Minute)
+	at := func(s int) time.Time { return testNow.Add(time.Duration(s) * time.Second) }
+	for i, id := range []string{"a", "b", "c"} {
+		c.merge(id, map[string]string{"ip4": "192.0.2.1"}, at(i))
+	}
+	c.merge("a", map[string]string{}, at(3)) // a seen again: b is now the stalest
+	c.merge("d", map[string]string{}, at(4))
+	var ids []string
+	for _, id := range []string{"a", "b", "c", "d"} {
+		if c.entries[id] != nil {
+			ids = append(ids, id)
+		}
+	}
+	if diff := cmp.Diff([]string{"a", "c", "d"}, ids); diff != "" {
+		t.Errorf("kept (-want +got):\n%s", diff)
+	}
+	c.merge("e", map[string]string{}, at(200)) // everything else expired
+	if len(c.entries) != 1 || c.entries["e"] == nil {
+		t.Errorf("after expiry: %d entries", len(c.entries))
+	}
+	for i := 0; i < 10000; i++ { // a flood of distinct connections stays at the cap
+		c.merge(strings.Repeat("x", i%50)+string(rune('a'+i%26)), map[string]string{}, at(300+i))
+	}
+	if len(c.entries) > 3 || len(c.order) > 10 {
+		t.Errorf("cache grew: %d entries, %d queued", len(c.entries), len(c.order))
+	}
+}
+
+func TestMLFCacheBusyConnection(t *testing.T) {
+	c := newMLFCache(3, time.Minute)
+	for i := 0; i < 10000; i++ {
+		c.merge("one", map[string]string{}, testNow.Add(time.Duration(i)*time.Millisecond))
+	}
+	if len(c.order) > 4*3+64 {
+		t.Errorf("order queue grew to %d for one busy connection", len(c.order))
+	}
+}

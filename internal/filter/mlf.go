@@ -21,6 +21,14 @@ type mlfCache struct {
 	max     int
 	ttl     time.Duration
 	entries map[string]*mlfEntry
+	// order lists connections by the time they were last seen, oldest first, for O(1) eviction;
+	// an entry seen again is queued again and its older queue slots are skipped.
+	order []mlfSeen
+}
+
+type mlfSeen struct {
+	id   string
+	seen time.Time
 }
 
 type mlfEntry struct {
@@ -69,6 +77,10 @@ func (c *mlfCache) merge(id string, fields map[string]string, now time.Time) (ma
 		fields = e.fields
 		pending, e.pending = e.pending, false
 		e.seen = now
+		c.order = append(c.order, mlfSeen{id, now})
+		if len(c.order) > 4*c.max+64 {
+			c.compact()
+		}
 		if forget {
 			delete(c.entries, id)
 		}
@@ -94,22 +106,35 @@ func (c *mlfCache) setPending(id string) {
 }
 
 func (c *mlfCache) put(id string, e *mlfEntry) {
-	if len(c.entries) >= c.max {
-		// drop the expired ones, then the stalest
-		var oldID string
-		var old time.Time
-		for k, v := range c.entries {
-			if e.seen.Sub(v.seen) > c.ttl {
-				delete(c.entries, k)
-				continue
-			}
-			if oldID == "" || v.seen.Before(old) {
-				oldID, old = k, v.seen
-			}
+	// drop what expired, then the stalest while full
+	for len(c.order) > 0 {
+		o := c.order[0]
+		cur := c.entries[o.id]
+		if cur == nil || !cur.seen.Equal(o.seen) {
+			c.order = c.order[1:] // forgotten, or seen again later: a stale slot
+			continue
 		}
-		if len(c.entries) >= c.max {
-			delete(c.entries, oldID)
+		if len(c.entries) < c.max && e.seen.Sub(o.seen) <= c.ttl {
+			break
 		}
+		delete(c.entries, o.id)
+		c.order = c.order[1:]
+	}
+	if len(c.order) == 0 {
+		c.order = nil // let the backing array go
 	}
 	c.entries[id] = e
+	c.order = append(c.order, mlfSeen{id, e.seen})
+}
+
+// compact drops the stale slots of the order queue (entries seen again since), so a few busy
+// connections cannot grow it without bound.
+func (c *mlfCache) compact() {
+	kept := c.order[:0]
+	for _, o := range c.order {
+		if e := c.entries[o.id]; e != nil && e.seen.Equal(o.seen) {
+			kept = append(kept, o)
+		}
+	}
+	c.order = kept
 }
