@@ -347,3 +347,23 @@ func TestMLFCacheBusyConnection(t *testing.T) {
 		t.Errorf("order queue grew to %d for one busy connection", len(c.order))
 	}
 }
+
+func TestRequiredAny(t *testing.T) {
+	tests := []struct {
+		re   string
+		want []string
+	}{
+		{`"(?:[^"]*[ ;])?(?:masscan|zgrab|Nikto|\(Hydra\)|[^\s\S])`, []string{"masscan", "zgrab", "Nikto", "(Hydra)"}},
+		{`(?:EmailCollector|EmailSiphon)`, []string{"Collector", "Siphon"}},
+		{`^\[\] "(?:abcd|efgh)`, []string{"abcd", "efgh"}}, // the alternation, not the common literal
+		{`(?:Email(?:Collector|Siphon)|zgrab)`, []string{"Email", "zgrab"}},
+		{`(?:abc|x)`, nil},         // a branch without a literal worth checking
+		{`(?i)(?:abcd|efgh)`, nil}, // case-insensitive
+		{`^\S+ (?:abcd|efgh)+`, []string{"abcd", "efgh"}},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, requiredAny(tt.re)); diff != "" {
+			t.Errorf("requiredAny(%q) (-want +got):\n%s", tt.re, diff)
+		}
+	}
+}

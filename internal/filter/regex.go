@@ -87,7 +87,8 @@ type Regex struct {
 	// lit is a literal the line must contain for the regex to match (empty: none known). A
 	// strings.Contains on it rejects most lines far faster than running the regex.
 	lit    string
-	prefix bool // lit must be at the very start
+	prefix bool     // lit must be at the very start
+	anyLit []string // when lit is empty: one of these must be in the line (from an alternation)
 	g      groups
 	// head is the regex without a final "(?P<name>.+)$" (prefregex's <F-CONTENT>.+</F-CONTENT>$):
 	// that group is always "the rest of the line", and letting the engine walk it costs as much
@@ -135,6 +136,7 @@ func compileRegex(src string, dns UseDNS, multiline bool, timeout time.Duration)
 		r.re2 = re
 		r.g = newGroups(re.SubexpNames())
 		r.lit, r.prefix = requiredLiteral(flags + exp)
+		r.anyLit = requiredAny(flags + exp)
 		r.splitRest(multiline)
 		return r, nil
 	}
@@ -250,6 +252,9 @@ func asSyntaxError(err error, se **syntax.Error) bool { return errors.As(err, se
 // match runs the regex on s and returns the submatch index pairs, or nil. Errors of the
 // backtracking engine (its timeout) count as no match and are returned for counting.
 func (r *Regex) match(s string) ([]int, error) {
+	if r.anyLit != nil && !containsAny(s, r.anyLit) {
+		return nil, nil
+	}
 	if r.lit != "" {
 		if r.prefix {
 			if !strings.HasPrefix(s, r.lit) {
@@ -367,4 +372,94 @@ func (g *groups) names2idx(name string) int {
 		}
 	}
 	return -1
+}
+
+// containsAny reports whether s contains one of lits.
+func containsAny(s string, lits []string) bool {
+	for _, l := range lits {
+		if strings.Contains(s, l) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxAnyLits bounds the prefilter set: past it, checking them all costs more than it saves.
+const maxAnyLits = 64
+
+// requiredAny finds a set of literals of which every match must contain at least one: from an
+// alternation of words such as badbots' list of user agents, "(?:masscan|zgrab|sqlmap)". nil
+// when it finds none worth checking (each must be 3 bytes or longer, case-sensitive).
+func requiredAny(expr string) []string {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	set, ok := anyOf(re.Simplify(), true)
+	if !ok || len(set) < 2 || len(set) > maxAnyLits { // a single literal is requiredLiteral's job
+		return nil
+	}
+	return set
+}
+
+// anyOf returns literals of which any match of re contains one; ok false when unknown. At the
+// top level a set of several words (an alternation) is preferred to a single one.
+func anyOf(re *syntax.Regexp, top bool) ([]string, bool) {
+	switch re.Op {
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase != 0 || len(string(re.Rune)) < 3 {
+			return nil, false
+		}
+		return []string{string(re.Rune)}, true
+	case syntax.OpCapture, syntax.OpPlus:
+		return anyOf(re.Sub[0], top)
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			return anyOf(re.Sub[0], top)
+		}
+	case syntax.OpConcat:
+		// any element that must match gives a set; keep the smallest set of longest words
+		var best []string
+		for _, sub := range re.Sub {
+			set, ok := anyOf(sub, top)
+			if !ok {
+				continue
+			}
+			switch {
+			case best == nil:
+				best = set
+			case top && (len(set) > 1) != (len(best) > 1):
+				if len(set) > 1 {
+					best = set
+				}
+			case len(set) < len(best) || (len(set) == len(best) && minLen(set) > minLen(best)):
+				best = set
+			}
+		}
+		return best, best != nil
+	case syntax.OpAlternate:
+		var out []string
+		for _, sub := range re.Sub {
+			if sub.Op == syntax.OpNoMatch || (sub.Op == syntax.OpCharClass && len(sub.Rune) == 0) {
+				continue // a branch that never matches needs no literal
+			}
+			set, ok := anyOf(sub, false)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, set...)
+		}
+		return out, len(out) > 0
+	}
+	return nil, false
+}
+
+func minLen(set []string) int {
+	m := -1
+	for _, s := range set {
+		if m < 0 || len(s) < m {
+			m = len(s)
+		}
+	}
+	return m
 }
