@@ -21,6 +21,7 @@ type mlfCache struct {
 	max     int
 	ttl     time.Duration
 	entries map[string]*mlfEntry
+	gen     uint64 // bumped on every touch of an entry
 	// order lists connections by the time they were last seen, oldest first, for O(1) eviction;
 	// an entry seen again is queued again and its older queue slots are skipped.
 	order []mlfSeen
@@ -29,6 +30,7 @@ type mlfCache struct {
 type mlfSeen struct {
 	id   string
 	seen time.Time
+	gen  uint64 // the entry's gen when queued: an older gen marks a stale slot
 }
 
 type mlfEntry struct {
@@ -36,6 +38,7 @@ type mlfEntry struct {
 	users   map[string]struct{}
 	pending bool
 	seen    time.Time
+	gen     uint64
 }
 
 func newMLFCache(max int, ttl time.Duration) *mlfCache {
@@ -77,7 +80,9 @@ func (c *mlfCache) merge(id string, fields map[string]string, now time.Time) (ma
 		fields = e.fields
 		pending, e.pending = e.pending, false
 		e.seen = now
-		c.order = append(c.order, mlfSeen{id, now})
+		c.gen++
+		e.gen = c.gen
+		c.order = append(c.order, mlfSeen{id, now, e.gen})
 		if len(c.order) > 4*c.max+64 {
 			c.compact()
 		}
@@ -110,7 +115,7 @@ func (c *mlfCache) put(id string, e *mlfEntry) {
 	for len(c.order) > 0 {
 		o := c.order[0]
 		cur := c.entries[o.id]
-		if cur == nil || !cur.seen.Equal(o.seen) {
+		if cur == nil || cur.gen != o.gen {
 			c.order = c.order[1:] // forgotten, or seen again later: a stale slot
 			continue
 		}
@@ -123,8 +128,10 @@ func (c *mlfCache) put(id string, e *mlfEntry) {
 	if len(c.order) == 0 {
 		c.order = nil // let the backing array go
 	}
+	c.gen++
+	e.gen = c.gen
 	c.entries[id] = e
-	c.order = append(c.order, mlfSeen{id, e.seen})
+	c.order = append(c.order, mlfSeen{id, e.seen, e.gen})
 }
 
 // compact drops the stale slots of the order queue (entries seen again since), so a few busy
@@ -132,7 +139,7 @@ func (c *mlfCache) put(id string, e *mlfEntry) {
 func (c *mlfCache) compact() {
 	kept := c.order[:0]
 	for _, o := range c.order {
-		if e := c.entries[o.id]; e != nil && e.seen.Equal(o.seen) {
+		if e := c.entries[o.id]; e != nil && e.gen == o.gen {
 			kept = append(kept, o)
 		}
 	}

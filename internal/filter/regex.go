@@ -136,7 +136,11 @@ func compileRegex(src string, dns UseDNS, multiline bool, timeout time.Duration)
 		r.re2 = re
 		r.g = newGroups(re.SubexpNames())
 		r.lit, r.prefix = requiredLiteral(flags + exp)
-		r.anyLit = requiredAny(flags + exp)
+		if !r.prefix {
+			// a literal at the start already rejects cheaply; checking a set of words on top of
+			// it costs more than it saves
+			r.anyLit = requiredAny(flags + exp)
+		}
 		r.splitRest(multiline)
 		return r, nil
 	}
