@@ -12,8 +12,9 @@ all: build
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/logjail
 
-# The README's test command: dependencies, lint, every test with the race detector (the
-# fail2ban comparison included), then each fuzz target for a short fixed time.
+# The README's test command (run as root): dependencies, lint, every test with the race
+# detector (the fail2ban comparison and the network-namespace tests included), then each fuzz
+# target for a short fixed time.
 test: deps lint unit fuzz
 
 deps:
@@ -24,12 +25,14 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# LOGJAIL_F2B: compare with Debian's fail2ban; LOGJAIL_E2E: the network-namespace tests (root)
+# must run, not skip.
 unit:
-	LOGJAIL_F2B=1 $(GO) test -race -timeout 15m ./...
+	LOGJAIL_F2B=1 LOGJAIL_E2E=1 $(GO) test -race -timeout 15m ./...
 
 fuzz:
 	@for t in config:FuzzParse config:FuzzLoad logtime:FuzzFind logtime:FuzzNew \
-	          source:FuzzUtmpReader filter:FuzzMatcher; do \
+	          source:FuzzUtmpReader filter:FuzzMatcher window:FuzzWindow; do \
 	  pkg=$${t%%:*}; fn=$${t#*:}; \
 	  echo "fuzz $$fn ($(FUZZTIME))"; \
 	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./internal/$$pkg || exit 1; \

@@ -1,0 +1,111 @@
+// Package action is where a ban leaves the daemon: the Backend interface that
+// every enforcement mechanism implements (an iptables chain, later ipset,
+// nftables, routes, commands), the Target it receives, and the Executor that
+// runs one backend's calls on their own goroutine so that a slow kernel call
+// never stalls a jail.
+//
+// Backends live in sub-packages (action/iptables, ...). Each declares its own
+// Options struct; the configuration layer translates into it. Nothing here
+// knows about jails, filters or the ban table.
+package action
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// Backend enforces bans in one mechanism.
+//
+// Obligations of an implementation:
+//   - Start creates what the backend owns (a chain, a set) and first removes
+//     its own leftovers of a crash, so that Start after a crash leaves exactly
+//     one copy of everything. Start may be called again after Stop.
+//   - Ban of a banned target and Unban of an absent one return nil, so that a
+//     caller may retry a call whose outcome it does not know (a timeout).
+//   - Ban and Unban before Start (or after Stop) return ErrNotStarted; a target
+//     the backend cannot enforce (an IPv6 prefix with IPv6 off) returns an error
+//     that wraps ErrUnsupportedTarget.
+//   - Stop removes everything Start created and nothing else: a backend never
+//     touches a rule, set or route it does not own.
+//   - Every call honours ctx as far as the mechanism allows: it checks ctx
+//     between kernel calls and passes it to child processes it starts. A call
+//     that cannot be interrupted (go-iptables runs iptables without a context)
+//     is bounded by the backend's own lock timeout instead.
+//   - Calls are made one at a time (the Executor guarantees it). An
+//     implementation need not be safe for concurrent use, although the
+//     built-in ones are.
+type Backend interface {
+	// Name is the backend's short name ("iptables"), for logs and status.
+	Name() string
+	// Start creates what the backend owns; first it removes its own leftovers
+	// of a crash.
+	Start(ctx context.Context) error
+	// Ban makes the kernel refuse traffic from t. Idempotent.
+	Ban(ctx context.Context, t Target) error
+	// Unban lifts the ban of t. Idempotent.
+	Unban(ctx context.Context, t Target) error
+	// Stop removes everything Start created.
+	Stop(ctx context.Context) error
+}
+
+var (
+	// ErrUnsupportedPlatform is returned by the constructors of backends that
+	// do not exist on this operating system (iptables outside Linux).
+	ErrUnsupportedPlatform = errors.New("unsupported platform")
+	// ErrNotStarted is returned by Ban and Unban before Start or after Stop.
+	ErrNotStarted = errors.New("backend not started")
+	// ErrUnsupportedTarget is wrapped by Ban and Unban for a target the
+	// backend is not configured to enforce (an IPv6 target with IPv6 off).
+	ErrUnsupportedTarget = errors.New("unsupported target")
+	// ErrInvalidTarget is wrapped by Target.Validate.
+	ErrInvalidTarget = errors.New("invalid target")
+)
+
+// Target is one validated address or prefix to ban. A single address is a
+// /32 or a /128 prefix.
+type Target struct {
+	Prefix netip.Prefix
+}
+
+// AddrTarget returns the Target that bans the single address a. An
+// IPv4-mapped IPv6 address (::ffff:192.0.2.1) becomes the IPv4 address, which
+// is how the kernel sees that peer's packets.
+func AddrTarget(a netip.Addr) Target {
+	a = a.Unmap()
+	return Target{Prefix: netip.PrefixFrom(a, a.BitLen())}
+}
+
+// Validate reports whether t can be handed to a backend: a valid prefix with
+// no host bits set (netip.Prefix never has a zone), not IPv4-mapped IPv6 (use AddrTarget, or Unmap),
+// and not /0, which would ban every address.
+func (t Target) Validate() error {
+	p := t.Prefix
+	switch {
+	case !p.IsValid():
+		return fmt.Errorf("%w: %v", ErrInvalidTarget, p)
+	case p.Addr().Is4In6():
+		return fmt.Errorf("%w: %v is IPv4-mapped IPv6", ErrInvalidTarget, p)
+	case p.Masked() != p:
+		return fmt.Errorf("%w: %v has host bits set (want %v)", ErrInvalidTarget, p, p.Masked())
+	case p.Bits() == 0:
+		return fmt.Errorf("%w: %v would ban every address", ErrInvalidTarget, p)
+	}
+	return nil
+}
+
+// Is6 reports whether t is an IPv6 prefix.
+func (t Target) Is6() bool { return t.Prefix.Addr().Is6() }
+
+// IsSingleIP reports whether t is one address (/32 or /128).
+func (t Target) IsSingleIP() bool { return t.Prefix.IsSingleIP() }
+
+// String returns the address alone for a single address, else the prefix in
+// CIDR form.
+func (t Target) String() string {
+	if t.Prefix.IsValid() && t.Prefix.IsSingleIP() {
+		return t.Prefix.Addr().String()
+	}
+	return t.Prefix.String()
+}

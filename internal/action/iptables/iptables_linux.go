@@ -1,0 +1,392 @@
+//go:build linux
+
+package iptables
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+
+	goipt "github.com/coreos/go-iptables/iptables"
+
+	"github.com/logjail/logjail/internal/action"
+)
+
+// table is the only netfilter table the backend touches.
+const table = "filter"
+
+// ipt is the part of *iptables.IPTables (go-iptables) the backend uses; unit
+// tests put a recording fake in its place (STYLE rule 12).
+//
+// InsertUnique is Exists then Insert, not atomic: that is safe only because
+// one goroutine makes all calls for a chain (action.Executor), and because
+// nothing but this backend writes into the chain.
+type ipt interface {
+	ClearChain(table, chain string) error
+	ClearAndDeleteChain(table, chain string) error
+	InsertUnique(table, chain string, pos int, rule ...string) error
+	Delete(table, chain string, rule ...string) error
+	DeleteIfExists(table, chain string, rule ...string) error
+	List(table, chain string) ([]string, error)
+}
+
+var (
+	_ ipt            = (*goipt.IPTables)(nil)
+	_ action.Backend = (*Backend)(nil)
+)
+
+// deps are the backend's ways out of the process; tests replace them.
+type deps struct {
+	// newIPT builds the handle of one address family; called by Start.
+	newIPT func(v6 bool, lockWait int) (ipt, error)
+	// lookPath finds the conntrack binary.
+	lookPath func(file string) (string, error)
+	// run runs argv (no shell) and returns its combined output.
+	run func(ctx context.Context, argv []string) ([]byte, error)
+	// services is the services(5) file for port names.
+	services string
+}
+
+func realDeps() deps {
+	return deps{
+		newIPT: func(v6 bool, lockWait int) (ipt, error) {
+			proto := goipt.ProtocolIPv4
+			if v6 {
+				proto = goipt.ProtocolIPv6
+			}
+			// Timeout turns --wait (forever) into --wait N.
+			return goipt.New(goipt.IPFamily(proto), goipt.Timeout(lockWait))
+		},
+		lookPath: exec.LookPath,
+		run: func(ctx context.Context, argv []string) ([]byte, error) {
+			return exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
+		},
+		services: DefaultServicesFile,
+	}
+}
+
+// Backend bans through one iptables chain per jail (and one ip6tables chain
+// when IPv6 is on). It is safe for concurrent use, but meant to be driven by
+// one action.Executor.
+type Backend struct {
+	cfg  config
+	log  *slog.Logger
+	deps deps
+
+	mu        sync.Mutex
+	fams      []*family // IPv4 first, then IPv6; nil when not started
+	conntrack string    // path of the conntrack binary; "" when off or missing
+}
+
+// family is one address family's handle and its REJECT type.
+type family struct {
+	name   string // "ipv4" or "ipv6", also conntrack's -f argument
+	v6     bool
+	ipt    ipt
+	reject string
+}
+
+// New checks opts and returns a Backend that has not touched the kernel yet:
+// Start does. A nil logger discards.
+func New(opts Options, logger *slog.Logger) (*Backend, error) {
+	return newBackend(opts, logger, realDeps())
+}
+
+func newBackend(opts Options, logger *slog.Logger, d deps) (*Backend, error) {
+	cfg, err := opts.compile(d.services)
+	if err != nil {
+		return nil, fmt.Errorf("iptables backend: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Backend{
+		cfg:  cfg,
+		log:  logger.With("backend", "iptables", "jail", cfg.jail),
+		deps: d,
+	}, nil
+}
+
+// Name returns "iptables".
+func (b *Backend) Name() string { return "iptables" }
+
+// Start creates (or flushes) the jail's chain in each family, removes every
+// jump to it from the parent chain, leftovers of a crash included, and
+// inserts one jump at the top of the parent chain. If a step fails, Start
+// undoes what it did and returns the error.
+func (b *Backend) Start(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	fams := []*family{{name: "ipv4", reject: "icmp-port-unreachable"}}
+	if b.cfg.ipv6 {
+		fams = append(fams, &family{name: "ipv6", v6: true, reject: "icmp6-port-unreachable"})
+	}
+	for _, f := range fams {
+		h, err := b.deps.newIPT(f.v6, b.cfg.lockWait)
+		if err != nil {
+			return fmt.Errorf("start %s: %w", f.name, err)
+		}
+		f.ipt = h
+	}
+	for i, f := range fams {
+		if err := b.startFamily(ctx, f); err != nil {
+			var undo []error
+			for _, g := range fams[:i+1] {
+				undo = append(undo, b.stopFamily(context.WithoutCancel(ctx), g))
+			}
+			if uerr := errors.Join(undo...); uerr != nil {
+				return errors.Join(err, fmt.Errorf("undo start: %w", uerr))
+			}
+			return err
+		}
+	}
+	b.conntrack = ""
+	if b.cfg.conntrack {
+		path, err := b.deps.lookPath("conntrack")
+		if err != nil {
+			b.log.Warn("conntrack not found: established connections of banned addresses will not be cut", "err", err)
+		} else {
+			b.conntrack = path
+		}
+	}
+	b.fams = fams
+	b.log.Info("started", "chain", b.cfg.chain, "parent", b.cfg.parent, "jump", strings.Join(b.cfg.jump, " "))
+	return nil
+}
+
+func (b *Backend) startFamily(ctx context.Context, f *family) error {
+	c := b.cfg
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", f.name, err)
+	}
+	if err := f.ipt.ClearChain(table, c.chain); err != nil {
+		return fmt.Errorf("%s: create or flush chain %s: %w", f.name, c.chain, err)
+	}
+	if err := b.removeJumps(ctx, f); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", f.name, err)
+	}
+	if err := f.ipt.InsertUnique(table, c.parent, 1, c.jump...); err != nil {
+		return fmt.Errorf("%s: insert jump to %s into %s: %w", f.name, c.chain, c.parent, err)
+	}
+	return nil
+}
+
+// Stop deletes the jump(s) to the jail's chain and then the chain, in each
+// family. It goes on with the other family after an error, and returns them
+// all; after an error the backend counts as started, so Stop can be retried.
+func (b *Backend) Stop(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.fams == nil {
+		return nil
+	}
+	var errs []error
+	for _, f := range b.fams {
+		if err := b.stopFamily(ctx, f); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("stop: %w", errors.Join(errs...))
+	}
+	b.fams = nil
+	b.log.Info("stopped", "chain", b.cfg.chain)
+	return nil
+}
+
+func (b *Backend) stopFamily(ctx context.Context, f *family) error {
+	c := b.cfg
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", f.name, err)
+	}
+	// A missing parent chain (DOCKER-USER after docker went away) or chain
+	// leaves no jump to delete.
+	if err := f.ipt.DeleteIfExists(table, c.parent, c.jump...); err != nil && !isNotExist(err) {
+		return fmt.Errorf("%s: delete jump to %s from %s: %w", f.name, c.chain, c.parent, err)
+	}
+	if err := b.removeJumps(ctx, f); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", f.name, err)
+	}
+	if err := f.ipt.ClearAndDeleteChain(table, c.chain); err != nil {
+		return fmt.Errorf("%s: delete chain %s: %w", f.name, c.chain, err)
+	}
+	return nil
+}
+
+// removeJumps deletes every rule of the parent chain that jumps to our chain,
+// whatever its matches: a duplicate left by a crash, or the jump of an earlier
+// configuration (other ports). Such rules are ours: the chain name says so.
+//
+// The rules are read with iptables -S and deleted by their spec, not their
+// position, so that a rule another program inserts meanwhile is never hit.
+// It cannot remove a jump whose spec needs quoting (a comment with spaces),
+// which logjail never writes; such a rule is logged and left, and then keeps
+// the chain from being deleted.
+func (b *Backend) removeJumps(ctx context.Context, f *family) error {
+	c := b.cfg
+	lines, err := f.ipt.List(table, c.parent)
+	if err != nil {
+		if isNotExist(err) {
+			return nil
+		}
+		return fmt.Errorf("%s: list %s: %w", f.name, c.parent, err)
+	}
+	for _, line := range lines {
+		spec, ours := jumpSpec(line, c.parent, c.chain)
+		if !ours {
+			continue
+		}
+		if strings.ContainsAny(line, "\"'\\") {
+			b.log.Warn("cannot remove a quoted jump to our chain", "family", f.name, "rule", line)
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		if err := f.ipt.Delete(table, c.parent, spec...); err != nil && !isNotExist(err) {
+			return fmt.Errorf("%s: delete leftover jump %q: %w", f.name, line, err)
+		}
+		b.log.Info("removed leftover jump", "family", f.name, "rule", line)
+	}
+	return nil
+}
+
+// jumpSpec reports whether line, one line of iptables -S parent, is a rule
+// that jumps (-j) or goes (-g) to chain, and returns its spec for Delete.
+func jumpSpec(line, parent, chain string) (spec []string, ours bool) {
+	f := strings.Fields(line)
+	// In nftables mode go-iptables moves "[pkts:bytes]" to a trailing "-c P B".
+	if n := len(f); n >= 3 && f[n-3] == "-c" {
+		f = f[:n-3]
+	}
+	n := len(f)
+	if n < 4 || f[0] != "-A" || f[1] != parent || f[n-1] != chain || (f[n-2] != "-j" && f[n-2] != "-g") {
+		return nil, false
+	}
+	return f[2:], true
+}
+
+// isNotExist reports whether err says a chain or rule does not exist
+// (*iptables.Error's IsNotExist; the test fake has the same method).
+func isNotExist(err error) bool {
+	var e interface{ IsNotExist() bool }
+	return errors.As(err, &e) && e.IsNotExist()
+}
+
+// Ban inserts "-s ADDR -j REJECT|DROP" at the top of the jail's chain unless
+// it is there, then, with Conntrack on, deletes the address's
+// connection-tracking entries.
+func (b *Backend) Ban(ctx context.Context, t action.Target) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f, err := b.family(t)
+	if err != nil {
+		return fmt.Errorf("ban %v: %w", t, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("ban %v: %w", t, err)
+	}
+	if err := f.ipt.InsertUnique(table, b.cfg.chain, 1, b.banRule(f, t)...); err != nil {
+		return fmt.Errorf("ban %v: %s: insert into %s: %w", t, f.name, b.cfg.chain, err)
+	}
+	if b.conntrack != "" {
+		b.cutConnections(ctx, f, t)
+	}
+	return nil
+}
+
+// Unban deletes the ban rule of t if it is there.
+func (b *Backend) Unban(ctx context.Context, t action.Target) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f, err := b.family(t)
+	if err != nil {
+		return fmt.Errorf("unban %v: %w", t, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("unban %v: %w", t, err)
+	}
+	if err := f.ipt.DeleteIfExists(table, b.cfg.chain, b.banRule(f, t)...); err != nil {
+		return fmt.Errorf("unban %v: %s: delete from %s: %w", t, f.name, b.cfg.chain, err)
+	}
+	return nil
+}
+
+func (b *Backend) family(t action.Target) (*family, error) {
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	if b.fams == nil {
+		return nil, action.ErrNotStarted
+	}
+	if !t.Is6() {
+		return b.fams[0], nil
+	}
+	if !b.cfg.ipv6 {
+		return nil, fmt.Errorf("%w: IPv6 is off for this jail", action.ErrUnsupportedTarget)
+	}
+	return b.fams[1], nil
+}
+
+// banRule is the rule that bans t; see BlockReject for the REJECT type.
+func (b *Backend) banRule(f *family, t action.Target) []string {
+	src := t.Prefix.String()
+	switch {
+	case b.cfg.block == BlockDrop:
+		return []string{"-s", src, "-j", "DROP"}
+	case b.cfg.protocol == TCP:
+		return []string{"-s", src, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"}
+	}
+	return []string{"-s", src, "-j", "REJECT", "--reject-with", f.reject}
+}
+
+// deletedRE reads the count conntrack -D prints on stderr.
+var deletedRE = regexp.MustCompile(`(\d+) flow entries have been deleted`)
+
+// cutConnections runs conntrack -D for t. Best effort: the ban is in place
+// whatever happens here, so failures are logged, not returned.
+func (b *Backend) cutConnections(ctx context.Context, f *family, t action.Target) {
+	argv := []string{b.conntrack, "-D", "-f", f.name, "-s", t.Prefix.Addr().String()}
+	if !t.IsSingleIP() {
+		argv = append(argv, "--mask-src", prefixMask(t.Prefix).String())
+	}
+	out, err := b.deps.run(ctx, argv)
+	flows := -1
+	if m := deletedRE.FindSubmatch(out); m != nil {
+		flows, _ = strconv.Atoi(string(m[1]))
+	}
+	var exit interface{ ExitCode() int }
+	switch {
+	case err == nil:
+		b.log.Info("cut connections", "target", t, "flows", flows)
+	case flows == 0 && errors.As(err, &exit) && exit.ExitCode() == 1:
+		// conntrack -D exits 1 when no entry matched, which is no failure.
+		// The count on stderr is the only way to tell that from other errors.
+		b.log.Debug("no connections to cut", "target", t)
+	default:
+		b.log.Warn("conntrack failed: established connections stay open", "target", t, "err", err, "output", strings.TrimSpace(string(out)))
+	}
+}
+
+// prefixMask returns the netmask of p as an address (255.255.255.0 for /24).
+func prefixMask(p netip.Prefix) netip.Addr {
+	m := make([]byte, p.Addr().BitLen()/8)
+	for i := range p.Bits() {
+		m[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(m)
+	return a
+}
