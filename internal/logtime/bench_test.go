@@ -27,6 +27,13 @@ var benchLines = []struct {
 	{"tomcat", nil, "Jun 21, 2024 4:47:48 PM org.apache.catalina.realm.LockOutRealm filterLockedAccounts WARNING: An attempt was made to authenticate x"},
 	{"full-month", []string{`^%B %d %Y %H:%M:%S`}, "June 21 2024 16:47:48 host app: authentication failure for user admin from 192.0.2.123, more text here ok ok ok"},
 	{"wpll", []string{`{^LN-BEG}{WPLL}`}, "Jun 21 04:47:48 192.0.2.123 admin Failed login attempt from the WordPress Limit Login plugin, more text to make the line long ok ok"},
+	// the shipped filters' datepatterns (filter.d)
+	{"dp-access", []string{`\[(%d/%b/%Y:%H:%M:%S %z)\] "`}, "192.0.2.123 - admin [21/Jun/2024:16:47:48 +0200] \"GET /wp-login.php HTTP/1.1\" 401 1234 \"-\" \"Mozilla/5.0 (X11; Linux x86_64)\" x"},
+	{"dp-sshd", []string{`{^LN-BEG}%b %d %H:%M:%S`}, "Jun 21 16:47:48 myhost sshd[12345]: Failed password for invalid user admin from 192.0.2.123 port 52144 ssh2 [preauth] more text here ok"},
+	{"dp-nginx", []string{`{^LN-BEG}%Y/%m/%d %H:%M:%S`}, "2024/06/21 16:47:48 [error] 1234#1234: *5678 user \"admin\" was not found in \"/etc/nginx/.htpasswd\", client: 192.0.2.123, server: x"},
+	{"dp-apache-auth", []string{`{^LN-BEG}%a %b %d %H:%M:%S(?:\.%f)? %Y`}, "[Fri Jun 21 16:47:48.123456 2024] [auth_basic:error] [pid 1234:tid 5678] [client 192.0.2.123:52144] AH01618: user admin not found: /"},
+	{"dp-btmp", []string{`%Y-%m-%dT%H:%M:%S%z\s*$`}, "ssh:notty    admin         192.0.2.123      2024-06-21T16:47:48+0200"},
+	{"dp-wpll", []string{`^{WPLL}`}, "Jun 21 04:47:48 192.0.2.123 admin Failed login attempt from the WordPress Limit Login plugin, more text to make the line long ok ok"},
 	{"nodate", nil, "this line has no date at all, it is a continuation of a stack trace: at com.example.Foo.bar(Foo.java:123) and more text here ok ok"},
 }
 

@@ -412,6 +412,16 @@ func (d *Detector) searchAt(pos int, line string, from, to int) (int, int, bool)
 		case directNo:
 			return 0, 0, false
 		}
+	} else if t.seq != nil {
+		s, e, res := t.seq.search(&d.m, line, from, to)
+		switch res {
+		case directMatch:
+			d.m.caps[0], d.m.caps[1] = s, e
+			d.matches[id]++
+			return s, e, true
+		case directNo:
+			return 0, 0, false
+		}
 	}
 	s, e, ok := d.m.search(t.prog, line, from, to)
 	if ok {

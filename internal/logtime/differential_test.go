@@ -29,6 +29,13 @@ var differentialSets = [][]string{
 	{`%x %X`, `%c`},
 	{`%H:%M:%S(?: %p)?`},
 	{`{^LN-BEG}{WPLL}`},
+	// the shipped filters' datepatterns, run by sequence plans (seq.go)
+	{`\[(%d/%b/%Y:%H:%M:%S %z)\] "`},
+	{`{^LN-BEG}%b %d %H:%M:%S`},
+	{`{^LN-BEG}%Y/%m/%d %H:%M:%S`},
+	{`%Y-%m-%dT%H:%M:%S%z\s*$`},
+	{`^{WPLL}`},
+	{`{^LN-BEG}%a %b %d %H:%M:%S(?:\.%f)? %Y`},
 }
 
 func newPair(t testing.TB, patterns []string) (fast, ref *Detector) {
@@ -73,6 +80,9 @@ func FuzzDifferential(f *testing.F) {
 		f.Add(uint8(0), s+" host x")
 		f.Add(uint8(2), "192.0.2.1 - - ["+s+"] x")
 	}
+	f.Add(uint8(16), `192.0.2.1 - - [x] [21/Jun/2024:16:47:48 +0200] [21/Jun/2024:16:47:48 +0200] "GET / HTTP/1.1" 401`)
+	f.Add(uint8(17), "Jun 21 16:47:48 host sshd[1]: x")
+	f.Add(uint8(19), "ssh:notty admin 192.0.2.1 2024-06-21T16:47:48+0200 \n")
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	type pair struct{ fast, ref *Detector }
 	pairs := make([]pair, len(differentialSets))

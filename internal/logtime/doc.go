@@ -57,8 +57,12 @@
 // up (no match) after about a million steps. Directives run as single
 // instructions, and the most common formats (ISO 8601 and nginx's variant,
 // syslog, Apache) have hand-written scanners that stand in for their regex,
-// with the regex as fallback whenever a scanner is unsure; the tests check
-// both against the plain regex reading and against fail2ban itself.
+// with the regex as fallback whenever a scanner is unsure. Date patterns
+// that compile to a plain sequence (literals and directives between
+// fail2ban's boundaries, like the usual `\[(%d/%b/%Y:%H:%M:%S %z)\] "`) run
+// without the machine too, again with the machine as fallback whenever two
+// ways of a directive could both lead on. The tests check all of these
+// against the plain regex reading and against fail2ban itself.
 //
 // # Times
 //

@@ -50,6 +50,7 @@ type template struct {
 	none      bool // {NONE}
 	regex     string
 	direct    *directPlan // set when a scanner can run the whole template
+	seq       *seqPlan    // set when the program is simple enough for seq.go
 }
 
 func (t *template) anchored() bool { return t.flags&(flagLineBegin|flagLineEnd) != 0 }
@@ -390,6 +391,9 @@ func (b *builder) setRegex(t *template, regex string, begin beginMode, wordEnd b
 	}
 	t.prog = prog
 	t.fields = fieldsOf(prog)
+	if b.useDirs {
+		t.seq = newSeqPlan(prog)
+	}
 	return nil
 }
 
