@@ -330,8 +330,12 @@ func (c *scanCtx) clock(p, gH, gM, gS int) int {
 //
 // If the weekday was taken and the rest fails, leaving it out cannot help:
 // %b would have to match a weekday name.
-func scanSyslog(c *scanCtx, p int) int {
-	const ga, gb, gd, gH, gM, gS, gf, gY = 0, 1, 2, 3, 4, 5, 6, 7
+func scanSyslog(c *scanCtx, p int) int { return c.syslogAt(p, 0) }
+
+// syslogAt scans the syslog form with its groups shifted by off (1 when a zone group comes
+// first, see syslogAfterZone).
+func (c *scanCtx) syslogAt(p, off int) int {
+	ga, gb, gd, gH, gM, gS, gf, gY := off, off+1, off+2, off+3, off+4, off+5, off+6, off+7
 	p = c.optDay(p, ga)
 	e := c.dir(enumMonthAbbr, p, gb, " ")
 	if e < 0 {
@@ -454,28 +458,7 @@ func (c *scanCtx) zoneThenSyslog(p int, zone enumFunc) int {
 }
 
 // syslogAfterZone is scanSyslog with its groups one slot later.
-func (c *scanCtx) syslogAfterZone(p int) int {
-	const ga, gb, gd, gH, gM, gS, gf, gY = 1, 2, 3, 4, 5, 6, 7, 8
-	p = c.optDay(p, ga)
-	e := c.dir(enumMonthAbbr, p, gb, " ")
-	if e < 0 {
-		return -1
-	}
-	if e = c.num(&fieldDay, e+1, gd, " "); e < 0 {
-		return -1
-	}
-	if e = c.clock(e+1, gH, gM, gS); e < 0 {
-		return -1
-	}
-	e = c.fraction(e, gf, ".")
-	if c.peek(e) == ' ' {
-		if n := enumYearEx(c.m, c.s, e+1, c.fold, &c.cands); n > 0 {
-			c.set(gY, c.cands[0].gs, c.cands[0].end)
-			e = c.cands[0].end
-		}
-	}
-	return e
-}
+func (c *scanCtx) syslogAfterZone(p int) int { return c.syslogAt(p, 1) }
 
 func (c *scanCtx) resetCaps() {
 	for i := range c.caps {
