@@ -275,24 +275,7 @@ func (m *machine) run(prog *program, pc int, pos int) (int, bool) {
 			ok = m.assert(assertKind(in.x), in.multi, pos)
 			pc++
 		case opLookSimple:
-			hit := false
-			for i := range in.alts {
-				s := &in.alts[i]
-				if s.isAssert {
-					hit = m.assert(s.assert, s.multi, pos)
-				} else if pos < len(text) {
-					r, _ := runeAt(text, pos)
-					if s.cls != nil {
-						hit = s.cls.has(r)
-					} else {
-						hit = r == s.r || s.fold && foldEq(r, s.r)
-					}
-				}
-				if hit {
-					break
-				}
-			}
-			ok = hit != in.neg
+			ok = m.zeroWidth(in, pos)
 			pc++
 		case opLook:
 			start := pos
