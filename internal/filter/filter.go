@@ -427,7 +427,7 @@ func (m *Matcher) failure(res Result, r *Regex, text string, idx []int, preText 
 		}
 	}
 	if !ok && m.f.Pref != nil {
-		fl.Host, ok = captureHost(preText, pre, &m.f.Pref.g)
+		fl.Host, _ = captureHost(preText, pre, &m.f.Pref.g)
 	}
 	fl.ID, _ = capture(text, idx, r.g.fid)
 	fl.User, _ = capture(text, idx, r.g.user)

@@ -26,7 +26,6 @@ const (
 type groups struct {
 	ip4, ip6, dns, cidr, fid, user, content    int
 	nofail, mlfid, mlfforget, mlfgained, fport int
-	altUser                                    []int // alt_user, alt_user1, ... in name order
 	skiplines                                  []int
 	names                                      []string // every group's name by index ("" for unnamed)
 	custom                                     bool     // the regex has named groups beyond the known ones

@@ -17,14 +17,6 @@ package logtime
 // candidate is viable and a later failure means no match. TestScanners and
 // FuzzScanners compare each scanner with the compiled pattern.
 
-type scanStatus uint8
-
-const (
-	scanNo     scanStatus = iota // no way to match here
-	scanOK                       // matched: the first way
-	scanUnsure                   // run the compiled pattern
-)
-
 const maxScanGroups = 9
 
 type scanner struct {
@@ -173,12 +165,6 @@ func hasByte(set string, b byte) bool {
 		}
 	}
 	return false
-}
-
-// literal matches byte b (case-insensitively for letters under fold).
-func (c *scanCtx) literal(p int, b byte) bool {
-	x := c.peek(p)
-	return x == b || c.fold && isASCIILetter(rune(b)) && x|0x20 == b|0x20
 }
 
 func (c *scanCtx) tSet() string {
