@@ -106,8 +106,9 @@ func (r *Regex) splitRest(multiline bool) {
 	if r.g.names[last] == "" || !strings.HasSuffix(r.Expanded, suffix) {
 		return
 	}
-	head, err := regexp.Compile(strings.TrimSuffix(r.Expanded, suffix))
-	if err != nil || head.NumSubexp() != last-1 {
+	// the group stays, empty, so that its index is reported where the rest of the line begins
+	head, err := regexp.Compile(strings.TrimSuffix(r.Expanded, suffix) + "(?P<" + r.g.names[last] + ">)")
+	if err != nil || head.NumSubexp() != last {
 		return
 	}
 	r.head = head
@@ -270,9 +271,8 @@ func (r *Regex) match(s string) ([]int, error) {
 	if r.head != nil {
 		// the regex minus a final (?P<g>.+)$: g is the rest of the line, when not empty
 		if idx := r.head.FindStringSubmatchIndex(s); idx != nil && idx[1] < len(s) {
-			end := idx[1]
-			idx[1] = len(s)
-			return append(idx, end, len(s)), nil
+			idx[1], idx[len(idx)-1] = len(s), len(s)
+			return idx, nil
 		}
 		// the head's preferred match took the whole line: let the full regex decide
 	}
