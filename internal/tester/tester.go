@@ -68,7 +68,7 @@ func Run(f *filter.Filter, r io.Reader, opts Options) (*Stats, []string, error) 
 	var sample []string
 	br := bufio.NewReaderSize(r, 256<<10)
 	head, _ := br.Peek(source.UtmpRecordSize * 2)
-	fmtHits := map[int]int{}
+	var fmtHits []int // by date format index
 	handle := func(n int, line string) {
 		st.Lines++
 		if opts.Sample > 0 && len(sample) < opts.Sample && (n%7 == 1 || n < opts.Sample/2) {
@@ -76,6 +76,9 @@ func Run(f *filter.Filter, r io.Reader, opts Options) (*Stats, []string, error) 
 		}
 		res := m.Process(line, now)
 		if res.HasDate {
+			for len(fmtHits) <= res.DateFormat {
+				fmtHits = append(fmtHits, 0)
+			}
 			fmtHits[res.DateFormat]++
 		} else {
 			st.NoDate++
@@ -135,7 +138,9 @@ func Run(f *filter.Filter, r io.Reader, opts Options) (*Stats, []string, error) 
 		err = eachLine(br, handle)
 	}
 	for i, c := range fmtHits {
-		st.DateFormats[f.DateFormatName(i)] += c
+		if c > 0 {
+			st.DateFormats[f.DateFormatName(i)] += c
+		}
 	}
 	st.RegexHits, st.IgnoreHits = m.Hits, m.IgnoreHits
 	st.Elapsed = time.Since(start)
