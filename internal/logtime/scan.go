@@ -229,13 +229,7 @@ func (c *scanCtx) iso(p int, twoSpaces bool) int {
 	if twoSpaces && c.s[e] == ' ' && c.peek(p) == ' ' {
 		p++ // "  ?": the hour cannot start with a space, so no way back
 	}
-	if e = c.num(&fieldHour, p, gH, ":"); e < 0 {
-		return -1
-	}
-	if e = c.num(&fieldMinute, e+1, gM, ":"); e < 0 {
-		return -1
-	}
-	if e = c.dir(enumSecond, e+1, gS, ""); e < 0 {
+	if e = c.hms(&fieldHour, p, gH, gM, gS); e < 0 {
 		return -1
 	}
 	e = c.fraction(e, gf, ".,")
@@ -302,7 +296,12 @@ func (c *scanCtx) clock(p, gH, gM, gS int) int {
 	if c.peek(p) == ' ' {
 		p++ // " ?" of %k: the hour group cannot start with a space
 	}
-	e := c.num(&fieldHourK, p, gH, ":")
+	return c.hms(&fieldHourK, p, gH, gM, gS)
+}
+
+// hms scans hour:minute:second at p with the given hour field; returns the end or -1.
+func (c *scanCtx) hms(hour *numField, p, gH, gM, gS int) int {
+	e := c.num(hour, p, gH, ":")
 	if e < 0 {
 		return -1
 	}
@@ -381,13 +380,7 @@ func scanApache(c *scanCtx, p int) int {
 	if b := c.peek(e); b == ' ' || b == ':' {
 		e++ // "[ :]?": the hour cannot start with either
 	}
-	if e = c.num(&fieldHour, e, gH, ":"); e < 0 {
-		return -1
-	}
-	if e = c.num(&fieldMinute, e+1, gM, ":"); e < 0 {
-		return -1
-	}
-	if e = c.dir(enumSecond, e+1, gS, ""); e < 0 {
+	if e = c.hms(&fieldHour, e, gH, gM, gS); e < 0 {
 		return -1
 	}
 	e = c.fraction(e, gf, ".")
