@@ -326,18 +326,7 @@ func mutateLines(r *rand.Rand, n int) []string {
 			}
 			sb.WriteString(f2bNoise[r.IntN(len(f2bNoise))])
 		}
-		b := []byte(sb.String())
-		for k := r.IntN(3); k > 0 && len(b) > 0; k-- {
-			i := r.IntN(len(b))
-			switch r.IntN(3) {
-			case 0:
-				b = append(b[:i], b[i+1:]...)
-			case 1:
-				b[i] = "0123456789 :-/.TZ+aA["[r.IntN(21)]
-			default:
-				b = append(b[:i], append([]byte{"0123456789 :-/."[r.IntN(15)]}, b[i:]...)...)
-			}
-		}
+		b := mutateBytes(r, []byte(sb.String()), "0123456789 :-/.TZ+aA[", "0123456789 :-/.")
 		if l := string(b); utf8.ValidString(l) && !strings.ContainsAny(l, "\n\r") {
 			lines = append(lines, l)
 		}
@@ -394,4 +383,21 @@ func TestF2BLocalZone(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	cases = append(cases, f2bCase{Name: "mutations", Lines: mutateLines(r, 5000)})
 	compareF2BIn(t, time.Now(), loc, cases)
+}
+
+// mutateBytes applies up to two random edits to b: delete a byte, overwrite one with a byte of
+// replace, or insert a byte of insert.
+func mutateBytes(r *rand.Rand, b []byte, replace, insert string) []byte {
+	for k := r.IntN(3); k > 0 && len(b) > 0; k-- {
+		i := r.IntN(len(b))
+		switch r.IntN(3) {
+		case 0:
+			b = append(b[:i], b[i+1:]...)
+		case 1:
+			b[i] = replace[r.IntN(len(replace))]
+		default:
+			b = append(b[:i], append([]byte{insert[r.IntN(len(insert))]}, b[i:]...)...)
+		}
+	}
+	return b
 }

@@ -103,19 +103,7 @@ func seqLine(r *rand.Rand) string {
 		sb.WriteString(d)
 		sb.WriteString(noise())
 	}
-	b := []byte(sb.String())
-	for k := r.IntN(3); k > 0 && len(b) > 0; k-- {
-		i := r.IntN(len(b))
-		switch r.IntN(3) {
-		case 0:
-			b = append(b[:i], b[i+1:]...)
-		case 1:
-			b[i] = "0123456789 :-/.TZ+aA[]\"\xc3"[r.IntN(24)]
-		default:
-			b = append(b[:i], append([]byte{"0123456789 :-/[]"[r.IntN(16)]}, b[i:]...)...)
-		}
-	}
-	return string(b)
+	return string(mutateBytes(r, []byte(sb.String()), "0123456789 :-/.TZ+aA[]\"\xc3", "0123456789 :-/[]"))
 }
 
 // TestSeqDifferential compares each sequence plan with the machine running
