@@ -28,7 +28,7 @@ const (
 	f2bLogsDir = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs"
 )
 
-// f2bKnownDifferences are lines on which logjail deliberately differs from fail2ban, by the
+// f2bDeliberate tells the lines on which logjail deliberately differs from fail2ban, by the
 // host fail2ban reports. fail2ban takes "192.030.0.6" for an address; logjail refuses leading
 // zeros (some parsers read 030 as octal 24, so which host it names is unclear).
 func f2bDeliberate(host string) bool {
@@ -55,15 +55,10 @@ func requireF2B(t *testing.T) {
 // "k=v,k2=v2" strings ("" for none).
 func f2bOptionSets(t *testing.T, data []byte) []string {
 	sets := map[string]bool{}
-	top := true
 	for _, line := range strings.Split(string(data), "\n") {
 		if !strings.HasPrefix(line, "# filterOptions:") {
-			if strings.TrimSpace(line) != "" && !strings.HasPrefix(line, "#") {
-				top = false
-			}
 			continue
 		}
-		_ = top
 		v := strings.TrimSpace(strings.TrimPrefix(line, "# filterOptions:"))
 		var list []map[string]string
 		if strings.HasPrefix(v, "{") {
