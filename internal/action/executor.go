@@ -66,6 +66,12 @@ type ExecutorOptions struct {
 	// order the calls end. It must not block for long: it delays the next
 	// call. When nil, failures are logged at Warn and successes at Debug.
 	OnResult func(Result)
+	// OnStart, when set, receives the outcome of Start (nil when it
+	// succeeded), once, on the Executor's goroutine, before any Op runs; when
+	// Start failed, it is called before the backend is stopped again. It lets
+	// a caller wait until the backend is up without waiting for Run to end.
+	// It must not block for long. A second Run (ErrRunTwice) does not call it.
+	OnStart func(error)
 }
 
 // Defaults of ExecutorOptions.
@@ -107,6 +113,7 @@ type Executor struct {
 	log      *slog.Logger
 	timeout  time.Duration
 	onResult func(Result)
+	onStart  func(error)
 	queue    chan Op
 	ran      atomic.Bool
 
@@ -147,6 +154,7 @@ func NewExecutor(b Backend, logger *slog.Logger, opts ExecutorOptions) (*Executo
 		log:      logger.With("backend", b.Name()),
 		timeout:  opts.CallTimeout,
 		onResult: opts.OnResult,
+		onStart:  opts.OnStart,
 		queue:    make(chan Op, opts.QueueSize),
 	}, nil
 }
@@ -186,8 +194,10 @@ func (e *Executor) Run(ctx context.Context) error {
 	}
 	if err := e.exec(ctx, "start", nil, e.b.Start); err != nil {
 		err = fmt.Errorf("start %s: %w", e.b.Name(), err)
+		e.started(err)
 		return errors.Join(err, e.shutdown(ctx, err))
 	}
+	e.started(nil)
 	e.log.Debug("backend started")
 	for {
 		select {
@@ -290,6 +300,13 @@ func (e *Executor) shutdown(ctx context.Context, cause error) error {
 	}
 	e.log.Debug("backend stopped")
 	return nil
+}
+
+// started passes the outcome of Start to OnStart.
+func (e *Executor) started(err error) {
+	if e.onStart != nil {
+		e.onStart(err)
+	}
 }
 
 func (e *Executor) report(r Result) {

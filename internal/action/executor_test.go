@@ -404,3 +404,71 @@ func TestExecutorConcurrentSubmit(t *testing.T) {
 		t.Errorf("%d backend calls overlapped", m)
 	}
 }
+
+// OnStart reports Start's outcome once, before any Op runs, and (on failure)
+// before the backend is stopped again.
+func TestExecutorOnStart(t *testing.T) {
+	startErr := errors.New("no iptables")
+	tests := []struct {
+		name     string
+		startErr error
+		want     []string // backend calls and "onstart <err>" in order
+	}{
+		{"ok", nil, []string{"start", "onstart <nil>", "ban 192.0.2.1", "stop"}},
+		{"fails", startErr, []string{"start", "onstart " + fmt.Sprint(startErr), "stop"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := &fakeBackend{do: func(ctx context.Context, call string) error {
+				if call == "start" {
+					return tt.startErr
+				}
+				return nil
+			}}
+			var (
+				mu    sync.Mutex
+				calls int
+				gotOp = make(chan struct{}, 1)
+			)
+			e, err := NewExecutor(b, nil, ExecutorOptions{
+				OnStart: func(err error) {
+					mu.Lock()
+					defer mu.Unlock()
+					calls++
+					b.mu.Lock()
+					b.calls = append(b.calls, fmt.Sprintf("onstart %v", errors.Unwrap(err)))
+					b.mu.Unlock()
+				},
+				OnResult: func(Result) { gotOp <- struct{}{} },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Submit(ban("192.0.2.1")); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- e.Run(ctx) }()
+			if tt.startErr == nil { // else Run ends by itself
+				<-gotOp
+				cancel()
+			}
+			defer cancel()
+			if err := <-done; !errors.Is(err, tt.startErr) || (tt.startErr == nil) != (err == nil) {
+				t.Errorf("Run = %v, want %v", err, tt.startErr)
+			}
+			if err := e.Run(t.Context()); !errors.Is(err, ErrRunTwice) {
+				t.Errorf("second Run = %v, want ErrRunTwice", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if calls != 1 {
+				t.Errorf("OnStart called %d times, want 1", calls)
+			}
+			if diff := cmp.Diff(tt.want, b.recorded()); diff != "" {
+				t.Errorf("calls (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
