@@ -1,0 +1,687 @@
+// Package jail is one jail at run time: it follows the jail's log files (text logs and btmp),
+// runs every line through the jail's filter, counts failures per address in a sliding window
+// timed by the lines' own timestamps, and hands a ban order to a Banner when an address reaches
+// maxretry. It reports what it read and its health: a filter that stopped matching, lines
+// without a date, a log that vanished.
+//
+// The counting logic is plain synchronous code (engine.go) that Replay runs too, over a whole
+// file, so that `logjail replay` answers with the daemon's own decisions.
+//
+// # Concurrency
+//
+// Each followed file has its own goroutine, which receives the follower's lines and runs them
+// through the file's own filter.Matcher without any lock: matching is nearly all the cost of a
+// line, and files of one jail are matched in parallel. The goroutine takes the lines that are
+// already waiting (up to batchLines) and then, once per batch, takes the jail's mutex to count
+// the failures it found in the window and add its counters. A line that is no failure costs no
+// lock, no allocation and no channel operation beyond the follower's send. Ban orders are sent
+// to the Banner after the mutex is released. Status and Explain take the same mutex.
+//
+// One jail goroutine fed by every file (the design's first sketch) would add a second channel
+// hop per line and match every file on one core; the mutex is held for microseconds per batch.
+//
+// # Limits
+//
+//   - A batch delays the count of its failures by at most batchLines lines (a quarter of a
+//     millisecond in a flood).
+//   - A glob that also matches rotated files (access.log*) follows a file renamed by a
+//     rotation as a new log, and its failures of the last FindTime count a second time.
+//     Globs should match the live names only (*.log, not *.log*).
+//   - The lines kept for orders and Explain are those of the Options.RecentAddrs addresses
+//     that failed last; an order for an address that failed slowly among many others may
+//     carry only the line that crossed maxretry.
+//   - The followers send one channel message per line. When matching is the bottleneck and
+//     the follower runs on another core, each receive from the full channel wakes the
+//     follower for one more line: about a quarter of the throughput of one core is lost to
+//     these wake-ups (BenchmarkJailFile, -cpu 1 against -cpu 2). A follower that sent slices
+//     of lines would remove it.
+package jail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/logjail/logjail/internal/ban"
+	"github.com/logjail/logjail/internal/clock"
+	"github.com/logjail/logjail/internal/filter"
+	"github.com/logjail/logjail/internal/source"
+)
+
+// Defaults of Options.
+const (
+	DefaultGlobInterval = 10 * time.Second
+	DefaultBacklogBytes = 16 << 20
+	DefaultRecentAddrs  = 2048
+)
+
+// batchLines is the most lines a file's goroutine processes before it counts their failures.
+// At about a microsecond a line it bounds the delay a batch adds to a ban to a quarter of a
+// millisecond.
+const batchLines = 256
+
+var (
+	// ErrSpec is wrapped by New for a Spec it cannot run.
+	ErrSpec = errors.New("invalid jail spec")
+	// ErrRunning is returned by Run when the jail already runs (or ran).
+	ErrRunning = errors.New("jail already started")
+)
+
+// Spec is what a jail needs from the configuration.
+type Spec struct {
+	Name       string
+	Filter     *filter.Filter
+	FilterName string   // as configured; "btmp" (or a filter named btmp) makes every log a btmp file, even before it exists
+	LogPaths   []string // globs; files that do not exist yet, or appear later, are picked up
+	Backend    string   // "auto" or "" (inotify on Linux), "polling", "inotify"
+	MaxRetry   int
+	FindTime   time.Duration
+	MaxTracked int // 0: window.DefaultMaxTracked
+	IgnoreUser []string
+}
+
+// Banner receives the jail's ban orders. *ban.Manager implements it. Ban must not block on the
+// kernel; an error that is a refusal by the ignore list is expected (see isRefusal).
+type Banner interface {
+	Ban(ban.Order) (ban.Ban, error)
+}
+
+var _ Banner = (*ban.Manager)(nil)
+
+// Options are the run-time settings of a jail; the zero value is usable.
+type Options struct {
+	Clock  clock.Clock  // default clock.Real()
+	Logger *slog.Logger // default: discard
+	// PollInterval is the followers' (source.FollowOptions.PollInterval; default 250ms).
+	PollInterval time.Duration
+	// GlobInterval is how often logpath globs are looked at again, files that could not be
+	// followed are retried, health is checked, and (at most every FindTime) the window is
+	// expired. Default 10s.
+	GlobInterval time.Duration
+	// BacklogBytes is how much of the end of a file that exists at start is read for the
+	// failures of the last FindTime already in it (source.FollowOptions.BacklogBytes). Lines
+	// older than FindTime are dropped by their own timestamps. Default 16 MiB; negative: none.
+	BacklogBytes int64
+	// MaxLineSize is the followers' (default source.DefaultMaxLineSize). A longer line is
+	// counted and skipped.
+	MaxLineSize int
+	// RecentAddrs is how many of the most recently failing addresses keep their lines for ban
+	// orders and Explain (default 2048; negative: none). See recentLines.
+	RecentAddrs int
+	Health      HealthOptions
+}
+
+// Jail follows a jail's logs and counts its failures. Create it with New, start it with Run.
+// Status, Explain, Name and Spec are safe from any goroutine.
+type Jail struct {
+	spec       Spec
+	o          Options
+	clk        clock.Clock
+	log        *slog.Logger
+	banner     Banner
+	watch      source.WatchMode
+	ignoreUser map[string]struct{}
+	started    atomic.Bool
+
+	// Owned by the Run goroutine.
+	gen        uint64 // scan generation
+	lastExpire time.Time
+	pollOnly   bool // inotify failed once: poll from then on
+
+	mu         sync.Mutex
+	eng        *engine
+	files      []*file
+	byPath     map[string]*file
+	patterns   []pattern
+	warnings   map[string]string // health key -> message
+	banErrors  int64
+	lastBanErr string
+	refused    int64
+}
+
+// pattern is one logpath.
+type pattern struct {
+	text    string
+	glob    bool
+	matches int    // files the last glob found
+	err     string // a bad pattern
+}
+
+// file is one followed path. Its fields are guarded by Jail.mu, except f, utmp and done,
+// which are set before its goroutine starts and read-only after.
+type file struct {
+	path    string
+	pattern int  // index in Jail.patterns of the logpath that found it first
+	glob    bool // found by a glob (else a plain path, followed even while missing)
+	f       follower
+	utmp    bool
+	done    chan struct{} // closed when its goroutine ended
+	err     string        // why it cannot be followed; retried every GlobInterval
+	errSeen string        // err last logged
+
+	gen          uint64 // scan that last found it
+	c            counters
+	h            health
+	existed      bool
+	missingSince time.Time
+	errCount     int64  // the follower's error counts at the last check
+	recentErr    string // the follower's error, when its counts grew since the last check
+}
+
+// follower is what the jail needs of source.Follower and source.UtmpFollower.
+type follower interface {
+	Lines() <-chan source.Line
+	Stats() source.FollowStats
+	Stop()
+}
+
+// New checks spec and returns a jail ready to Run. b receives the ban orders.
+func New(spec Spec, b Banner, o Options) (*Jail, error) {
+	if b == nil {
+		return nil, fmt.Errorf("%w: no banner", ErrSpec)
+	}
+	if len(spec.LogPaths) == 0 {
+		return nil, fmt.Errorf("%w: jail %s: no logpath", ErrSpec, spec.Name)
+	}
+	watch, err := watchMode(spec.Backend)
+	if err != nil {
+		return nil, fmt.Errorf("%w: jail %s: %v", ErrSpec, spec.Name, err)
+	}
+	eng, err := newSpecEngine(&spec, o.RecentAddrs)
+	if err != nil {
+		return nil, err
+	}
+	o = o.withDefaults()
+	j := &Jail{
+		spec:       spec,
+		o:          o,
+		clk:        o.Clock,
+		log:        o.Logger.With("jail", spec.Name),
+		banner:     b,
+		watch:      watch,
+		ignoreUser: ignoreUserSet(spec.IgnoreUser),
+		eng:        eng,
+		byPath:     map[string]*file{},
+		warnings:   map[string]string{},
+	}
+	for _, p := range spec.LogPaths {
+		j.patterns = append(j.patterns, pattern{text: p, glob: hasMeta(p)})
+	}
+	return j, nil
+}
+
+// newSpecEngine checks what the engine needs of spec (Replay too) and builds it.
+func newSpecEngine(spec *Spec, recent int) (*engine, error) {
+	switch {
+	case spec.Name == "":
+		return nil, fmt.Errorf("%w: no name", ErrSpec)
+	case spec.Filter == nil:
+		return nil, fmt.Errorf("%w: jail %s: no filter", ErrSpec, spec.Name)
+	}
+	if recent == 0 {
+		recent = DefaultRecentAddrs
+	}
+	eng, err := newEngine(spec, max(recent, 0))
+	if err != nil {
+		return nil, fmt.Errorf("%w: jail %s: %w", ErrSpec, spec.Name, err)
+	}
+	return eng, nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.Clock == nil {
+		o.Clock = clock.Real()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = source.DefaultPollInterval
+	}
+	if o.GlobInterval <= 0 {
+		o.GlobInterval = DefaultGlobInterval
+	}
+	switch {
+	case o.BacklogBytes == 0:
+		o.BacklogBytes = DefaultBacklogBytes
+	case o.BacklogBytes < 0:
+		o.BacklogBytes = 0
+	}
+	if o.MaxLineSize <= 0 {
+		o.MaxLineSize = source.DefaultMaxLineSize
+	}
+	o.Health = o.Health.withDefaults()
+	return o
+}
+
+func watchMode(backend string) (source.WatchMode, error) {
+	switch backend {
+	case "", "auto":
+		if runtime.GOOS == "linux" {
+			return source.WatchInotify, nil
+		}
+		return source.WatchPoll, nil
+	case "inotify":
+		return source.WatchInotify, nil
+	case "polling":
+		return source.WatchPoll, nil
+	}
+	return 0, fmt.Errorf("backend %q is not supported (auto, polling or inotify)", backend)
+}
+
+func ignoreUserSet(users []string) map[string]struct{} {
+	if len(users) == 0 {
+		return nil
+	}
+	m := make(map[string]struct{}, len(users))
+	for _, u := range users {
+		m[u] = struct{}{}
+	}
+	return m
+}
+
+// hasMeta reports whether path has glob meta-characters (filepath.Match's).
+func hasMeta(path string) bool {
+	magic := `*?[`
+	if runtime.GOOS != "windows" {
+		magic = `*?[\`
+	}
+	return strings.ContainsAny(path, magic)
+}
+
+// Name returns the jail's name.
+func (j *Jail) Name() string { return j.spec.Name }
+
+// Spec returns the jail's spec.
+func (j *Jail) Spec() Spec { return j.spec }
+
+// Run follows the jail's logs until ctx is done, then stops every follower and returns nil once
+// they and their goroutines have ended. A jail runs once; a second Run returns ErrRunning.
+func (j *Jail) Run(ctx context.Context) error {
+	if !j.started.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	now := j.clk.Now()
+	j.lastExpire = now
+	j.tick(ctx, &wg, now)
+	j.log.Info("jail started", "files", j.fileCount(), "backend", j.watch.String())
+	timer := j.clk.NewTimer(j.o.GlobInterval)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			cancel() // stops the followers, which close their Lines
+			wg.Wait()
+			j.log.Info("jail stopped")
+			return nil
+		case <-timer.C():
+			j.tick(ctx, &wg, j.clk.Now())
+			timer.Reset(j.o.GlobInterval)
+		}
+	}
+}
+
+func (j *Jail) fileCount() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.files)
+}
+
+// tick looks at the globs again, starts what can be started, checks health and expires the
+// window.
+func (j *Jail) tick(ctx context.Context, wg *sync.WaitGroup, now time.Time) {
+	j.scan(ctx, wg)
+	for _, fl := range j.check(now) {
+		fl.f.Stop()
+		<-fl.done
+		j.log.Info("stopped following vanished file", "file", fl.path)
+	}
+	if now.Sub(j.lastExpire) >= j.spec.FindTime {
+		j.mu.Lock()
+		j.eng.expire(now)
+		j.mu.Unlock()
+		j.lastExpire = now
+	}
+}
+
+// scan globs every logpath and follows what it finds that is not followed yet.
+func (j *Jail) scan(ctx context.Context, wg *sync.WaitGroup) {
+	j.gen++
+	for i := range j.patterns {
+		p := &j.patterns[i]
+		paths := []string{p.text}
+		var perr string
+		if p.glob {
+			m, err := filepath.Glob(p.text)
+			if err != nil {
+				perr = fmt.Sprintf("logpath %s: %v", p.text, err)
+			}
+			paths = m
+		}
+		j.mu.Lock()
+		p.matches, p.err = len(paths), perr
+		var todo []*file
+		for _, path := range paths {
+			fl := j.byPath[path]
+			if fl == nil {
+				fl = &file{path: path, pattern: i, glob: p.glob}
+				j.byPath[path] = fl
+				j.files = append(j.files, fl)
+			}
+			fl.gen = j.gen
+			if fl.f == nil {
+				todo = append(todo, fl)
+			}
+		}
+		j.mu.Unlock()
+		for _, fl := range todo {
+			j.start(ctx, wg, fl)
+		}
+	}
+}
+
+// start follows fl's path, or records why it cannot.
+func (j *Jail) start(ctx context.Context, wg *sync.WaitGroup, fl *file) {
+	utmp := j.isUtmp(fl.path)
+	fo := source.FollowOptions{
+		Watch:        j.watch,
+		PollInterval: j.o.PollInterval,
+		BacklogBytes: j.o.BacklogBytes,
+		MaxLineSize:  j.o.MaxLineSize,
+		Logger:       j.log,
+		Now:          j.clk.Now,
+	}
+	if j.pollOnly {
+		fo.Watch = source.WatchPoll
+	}
+	f, err := j.follow(ctx, fl.path, utmp, fo)
+	if err != nil && fo.Watch == source.WatchInotify && !errors.Is(err, source.ErrNotRegular) {
+		// inotify unavailable (out of instances, unsupported): polling still works.
+		if pf, perr := j.follow(ctx, fl.path, utmp, withWatch(fo, source.WatchPoll)); perr == nil {
+			j.log.Warn("inotify unavailable, polling instead", "file", fl.path, "err", err)
+			j.pollOnly = true
+			f, err = pf, nil
+		}
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err != nil {
+		fl.err = err.Error()
+		if fl.err != fl.errSeen {
+			fl.errSeen = fl.err
+			j.log.Warn("cannot follow log", "file", fl.path, "err", err)
+		}
+		return
+	}
+	fl.f, fl.utmp, fl.err, fl.errSeen = f, utmp, "", ""
+	fl.done = make(chan struct{})
+	kind := "text"
+	if utmp {
+		kind = "btmp"
+	}
+	j.log.Info("following", "file", fl.path, "format", kind)
+	s := newStream(j.spec.Filter, j.ignoreUser, j.o.MaxLineSize, j.o.Health.BlockLines, j.clk.Now())
+	wg.Add(1)
+	go j.consume(wg, fl, f, s)
+}
+
+func withWatch(fo source.FollowOptions, w source.WatchMode) source.FollowOptions {
+	fo.Watch = w
+	return fo
+}
+
+func (j *Jail) follow(ctx context.Context, path string, utmp bool, fo source.FollowOptions) (follower, error) {
+	if utmp {
+		return source.FollowUtmp(ctx, path, fo)
+	}
+	return source.Follow(ctx, path, fo)
+}
+
+// isUtmp tells whether path is to be read as utmp records: the jail's filter is btmp's, or the
+// file starts with utmp records, or it is empty or missing and named like one (btmp, wtmp,
+// btmp.1...).
+func (j *Jail) isUtmp(path string) bool {
+	if name, _, _ := strings.Cut(j.spec.FilterName, "["); name == "btmp" || j.spec.Filter.Name == "btmp" {
+		return true
+	}
+	base := filepath.Base(path)
+	named := strings.HasPrefix(base, "btmp") || strings.HasPrefix(base, "wtmp")
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return named && errors.Is(err, fs.ErrNotExist)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	head := make([]byte, 8*source.UtmpRecordSize)
+	n, _ := io.ReadFull(f, head)
+	return source.LooksLikeUtmp(head[:n]) || n == 0 && named
+}
+
+// consume runs fl's lines through s until the follower closes its Lines.
+func (j *Jail) consume(wg *sync.WaitGroup, fl *file, f follower, s *stream) {
+	defer wg.Done()
+	defer close(fl.done)
+	lines := f.Lines()
+	for {
+		l, ok := <-lines
+		if !ok {
+			return
+		}
+		s.process(l.Text, l.Read)
+	batch:
+		for n := 1; n < batchLines; n++ {
+			select {
+			case l, ok = <-lines:
+				if !ok {
+					break batch
+				}
+				s.process(l.Text, l.Read)
+			default:
+				break batch
+			}
+		}
+		j.flush(fl, s)
+		if !ok {
+			return
+		}
+	}
+}
+
+// flush counts the failures s found and adds its counters to the file's and the jail's, then
+// sends the ban orders that resulted.
+func (j *Jail) flush(fl *file, s *stream) {
+	c, fails := s.take()
+	orders := s.orders[:0]
+	j.mu.Lock()
+	now := j.clk.Now()
+	for i := range fails {
+		if o, ok := j.eng.add(&fails[i], now); ok {
+			orders = append(orders, o)
+		}
+	}
+	j.eng.c.add(&c)
+	fl.c.add(&c)
+	fl.h = s.h
+	j.mu.Unlock()
+	clear(fails)
+	for _, o := range orders {
+		j.order(o)
+	}
+	clear(orders)
+	s.orders = orders[:0]
+}
+
+func (j *Jail) order(o ban.Order) {
+	j.log.Info("maxretry reached", "addr", o.Target, "failures", o.Failures, "time", o.Time)
+	_, err := j.banner.Ban(o)
+	if err == nil {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if isRefusal(err) {
+		j.refused++ // the ban manager logs refusals
+		return
+	}
+	j.banErrors++
+	j.lastBanErr = fmt.Sprintf("ban %s: %v", o.Target, err)
+	j.log.Warn("ban order failed", "addr", o.Target, "err", err)
+}
+
+// Status is what a jail reports of itself; the jail-side fields of control.JailStatus.
+type Status struct {
+	Name        string
+	Filter      string
+	Files       []FileStatus // in the order they were found
+	LinesRead   int64        // lines (btmp records) read, from every file
+	LinesNoDate int64        // lines without a date the filter could read
+	// LinesSkipped are lines and failures not counted because they are garbage: lines cut at
+	// MaxLineSize, btmp records skipped as garbage, and failures FindTime old or older.
+	LinesSkipped int64
+	LinesInvalid int64     // lines with invalid UTF-8 or NUL bytes (matched all the same)
+	Matched      int64     // failures the filter found
+	Failures     int64     // failures counted in the window
+	TooOld       int64     // failures dropped as FindTime old or older (also in LinesSkipped)
+	IgnoredUser  int64     // failures dropped by ignoreuser
+	NoAddr       int64     // failures with no address (<F-ID> only)
+	BadHost      int64     // lines a failregex matched whose host is no address
+	Tracked      int       // addresses with failures in the window
+	Evicted      uint64    // addresses evicted by the tracking cap
+	LastFailure  time.Time // time of the newest failure counted; zero if none
+	Orders       int64     // ban orders sent
+	Refused      int64     // orders the ban manager refused (ignore list)
+	MaxRetry     int
+	FindTime     time.Duration
+	Warnings     []string // health, sorted
+	Errors       []string // files that cannot be followed, bad globs, failed ban orders
+}
+
+// FileStatus is one followed file.
+type FileStatus struct {
+	Path        string
+	Format      string // "text" or "btmp"
+	Exists      bool
+	Lines       int64
+	Bytes       int64
+	Offset      int64
+	Rotations   int64
+	Truncations int64
+	CutLines    int64
+	Garbage     int64 // btmp records skipped as garbage
+	Error       string
+}
+
+// Status returns a snapshot of the jail's counters, files, warnings and errors.
+func (j *Jail) Status() Status {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e := j.eng
+	st := Status{
+		Name:         j.spec.Name,
+		Filter:       j.spec.FilterName,
+		LinesRead:    e.c.Lines,
+		LinesNoDate:  e.c.NoDate,
+		LinesInvalid: e.c.Invalid,
+		Matched:      e.c.Matched,
+		Failures:     e.c.Failures,
+		TooOld:       e.c.TooOld,
+		IgnoredUser:  e.c.IgnoredUser,
+		NoAddr:       e.c.NoAddr,
+		BadHost:      e.c.BadHost,
+		Tracked:      e.win.Len(),
+		Evicted:      e.win.Evicted(),
+		LastFailure:  e.lastFailure,
+		Orders:       e.orders,
+		Refused:      j.refused,
+		MaxRetry:     j.spec.MaxRetry,
+		FindTime:     j.spec.FindTime,
+	}
+	st.LinesSkipped = e.c.Cut + e.c.TooOld
+	for _, p := range j.patterns {
+		if p.err != "" {
+			st.Errors = append(st.Errors, p.err)
+		}
+	}
+	for _, fl := range j.files {
+		fs := FileStatus{Path: fl.path, Format: "text", Error: fl.err}
+		if fl.utmp {
+			fs.Format = "btmp"
+		}
+		if fl.f != nil {
+			fst := fl.f.Stats()
+			fs.Exists, fs.Lines, fs.Bytes, fs.Offset = fst.Exists, fst.Lines, fst.Bytes, fst.Offset
+			fs.Rotations, fs.Truncations, fs.CutLines = fst.Rotations, fst.Truncations, fst.CutLines
+			if u, ok := fl.f.(interface{ UtmpStats() source.UtmpStats }); ok {
+				fs.Garbage = u.UtmpStats().Skipped
+				st.LinesSkipped += fs.Garbage
+			}
+			fs.Error = fl.recentErr
+		}
+		if fs.Error != "" {
+			st.Errors = append(st.Errors, fmt.Sprintf("log %s: %s", fl.path, fs.Error))
+		}
+		st.Files = append(st.Files, fs)
+	}
+	if j.banErrors > 0 {
+		st.Errors = append(st.Errors, fmt.Sprintf("%d ban orders failed, the last: %s", j.banErrors, j.lastBanErr))
+	}
+	for _, k := range sortedKeys(j.warnings) {
+		st.Warnings = append(st.Warnings, j.warnings[k])
+	}
+	return st
+}
+
+// Explain is what the jail knows about one address.
+type Explain struct {
+	Jail     string
+	Failures int // counted in the window now
+	MaxRetry int
+	FindTime time.Duration
+	Times    []time.Time // of the failures counted, ascending
+	// Lines are the lines of those failures, oldest first, when the address is among the
+	// Options.RecentAddrs most recently failing ones (else fewer or none).
+	Lines []string
+	// ResetsAt is when the newest counted failure leaves the window (and the count drops to 0
+	// without new failures); zero when nothing is counted.
+	ResetsAt time.Time
+}
+
+// Explain returns the failures of a counted now.
+func (j *Jail) Explain(a netip.Addr) Explain {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.eng.explain(a, j.clk.Now())
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// isRefusal reports whether err from Banner.Ban is a refusal by the ignore list (ignoreip, an
+// own address, an admin session), which the ban manager logs itself.
+func isRefusal(err error) bool {
+	var ie *ban.IgnoredError
+	return errors.As(err, &ie)
+}
