@@ -44,6 +44,7 @@ addresses behind them through a firewall chain it owns.`,
 			stopProfile()
 		}
 	}
-	root.AddCommand(newRegexCmd(), newCheckCmd())
+	root.AddCommand(newServerCmd(), newRegexCmd(), newCheckCmd(), newReplayCmd())
+	root.AddCommand(newClientCmds()...)
 	return root
 }

@@ -1,0 +1,270 @@
+// Package daemon is logjail's server: it reads the configuration, runs one jail per enabled
+// section and the ban manager behind them, answers the control socket (it implements
+// control.Service) and reloads without losing what runs.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/logjail/logjail/internal/action"
+	"github.com/logjail/logjail/internal/ban"
+	"github.com/logjail/logjail/internal/clock"
+	"github.com/logjail/logjail/internal/config"
+	"github.com/logjail/logjail/internal/jail"
+)
+
+// Options configure a Daemon.
+type Options struct {
+	ConfigDir string
+	StateDir  string
+	Version   string
+	Logger    *slog.Logger
+	Clock     clock.Clock
+	// NewBackend makes a jail's ban backend; default NewIPTables. Tests give a fake.
+	NewBackend func(BackendSpec, *slog.Logger) (action.Backend, error)
+	// Ban configures the ban manager; Clock and Logger are filled in from above.
+	Ban ban.Options
+	// Jail configures every jail; Clock and Logger are filled in from above.
+	Jail jail.Options
+	// StopTimeout bounds the removal of the firewall state at stop.
+	StopTimeout time.Duration
+}
+
+// Daemon is one running logjail server.
+type Daemon struct {
+	o       Options
+	log     *slog.Logger
+	mgr     *ban.Manager
+	started time.Time
+
+	reloadMu sync.Mutex // one reload at a time
+
+	mu     sync.Mutex
+	jails  map[string]*runningJail
+	broken map[string][]string // enabled jails that could not start, and why
+
+	stopOnce sync.Once
+	stopCh   chan struct{}
+	ready    chan struct{}
+}
+
+// runningJail is a jail with its goroutine.
+type runningJail struct {
+	b      *builtJail
+	j      *jail.Jail
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns a Daemon; Run starts it.
+func New(o Options) *Daemon {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real()
+	}
+	if o.NewBackend == nil {
+		o.NewBackend = NewIPTables
+	}
+	if o.StopTimeout <= 0 {
+		o.StopTimeout = 30 * time.Second
+	}
+	o.Ban.Clock, o.Ban.Logger = o.Clock, o.Logger
+	o.Jail.Clock, o.Jail.Logger = o.Clock, o.Logger
+	return &Daemon{
+		o:      o,
+		log:    o.Logger,
+		mgr:    ban.New(o.Ban),
+		jails:  map[string]*runningJail{},
+		broken: map[string][]string{},
+		stopCh: make(chan struct{}),
+		ready:  make(chan struct{}),
+	}
+}
+
+// Ready is closed once the first configuration has been applied and every jail that can run
+// is running.
+func (d *Daemon) Ready() <-chan struct{} { return d.ready }
+
+// Run loads the configuration, starts every enabled jail that can run and serves until ctx is
+// done or Stop is called; then it stops the jails and removes what the backends made. It
+// returns an error when no jail can run.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.started = d.o.Clock.Now()
+	if d.o.StateDir != "" {
+		if err := os.MkdirAll(d.o.StateDir, 0o700); err != nil {
+			return fmt.Errorf("state directory: %w", err)
+		}
+	}
+	cfg, diags := config.Load(d.o.ConfigDir)
+	if cfg == nil {
+		return fmt.Errorf("configuration %s: %w", d.o.ConfigDir, diags.Err())
+	}
+	d.logDiags(diags)
+
+	mgrCtx, mgrCancel := context.WithCancel(context.WithoutCancel(ctx))
+	mgrDone := make(chan error, 1)
+	go func() { mgrDone <- d.mgr.Run(mgrCtx) }()
+	stopMgr := func() error {
+		mgrCancel()
+		select {
+		case err := <-mgrDone:
+			return err
+		case <-time.After(d.o.StopTimeout + 5*time.Second):
+			return errors.New("ban manager did not stop in time")
+		}
+	}
+
+	enabled := 0
+	for _, jc := range cfg.Jails {
+		if !jc.Enabled {
+			continue
+		}
+		enabled++
+		b, errs := buildJail(jc, diags)
+		if errs != nil {
+			d.markBroken(jc.Name, errs)
+			continue
+		}
+		if err := d.startJail(ctx, b); err != nil {
+			d.markBroken(jc.Name, []string{err.Error()})
+		}
+	}
+	d.mu.Lock()
+	running := len(d.jails)
+	var brokenMsgs []string
+	for name, errs := range d.broken {
+		brokenMsgs = append(brokenMsgs, fmt.Sprintf("[%s] %s", name, strings.Join(errs, "; ")))
+	}
+	d.mu.Unlock()
+	if running == 0 {
+		_ = stopMgr()
+		if enabled == 0 {
+			return fmt.Errorf("no enabled jail in %s", d.o.ConfigDir)
+		}
+		sort.Strings(brokenMsgs)
+		return fmt.Errorf("no jail can start:\n  %s", strings.Join(brokenMsgs, "\n  "))
+	}
+	d.log.Info("logjail started", "jails", running, "broken", len(brokenMsgs), "config", d.o.ConfigDir)
+	close(d.ready)
+
+	select {
+	case <-ctx.Done():
+	case <-d.stopCh:
+	}
+	d.log.Info("logjail stopping")
+	d.reloadMu.Lock() // no reload while stopping
+	defer d.reloadMu.Unlock()
+	d.mu.Lock()
+	jails := make([]*runningJail, 0, len(d.jails))
+	for _, r := range d.jails {
+		jails = append(jails, r)
+	}
+	d.mu.Unlock()
+	for _, r := range jails {
+		r.cancel()
+	}
+	for _, r := range jails {
+		<-r.done
+	}
+	err := stopMgr()
+	d.log.Info("logjail stopped")
+	return err
+}
+
+// startJail registers b with the ban manager (starting its backend) and starts its goroutine.
+func (d *Daemon) startJail(ctx context.Context, b *builtJail) error {
+	be, err := d.o.NewBackend(b.backend, d.log.With("jail", b.spec.Name))
+	if err != nil {
+		return fmt.Errorf("action %s: %w", b.backend.Action, err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, d.o.StopTimeout)
+	defer cancel()
+	if err := d.mgr.SetJail(sctx, b.banSpec, be); err != nil {
+		return fmt.Errorf("action %s: %w", b.backend.Action, err)
+	}
+	j, err := jail.New(b.spec, d.mgr, d.o.Jail)
+	if err != nil {
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), d.o.StopTimeout)
+		defer rcancel()
+		_ = d.mgr.RemoveJail(rctx, b.spec.Name)
+		return err
+	}
+	d.run(b, j)
+	for _, w := range b.warnings {
+		d.log.Warn(w, "jail", b.spec.Name)
+	}
+	d.log.Info("jail started", "jail", b.spec.Name, "filter", b.spec.FilterName, "logpath", strings.Join(b.spec.LogPaths, " "),
+		"maxretry", b.spec.MaxRetry, "findtime", b.spec.FindTime, "bantime", b.banSpec.BanTime)
+	return nil
+}
+
+// run starts j's goroutine and records it as running.
+func (d *Daemon) run(b *builtJail, j *jail.Jail) {
+	jctx, cancel := context.WithCancel(context.Background())
+	r := &runningJail{b: b, j: j, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		if err := j.Run(jctx); err != nil && !errors.Is(err, context.Canceled) {
+			d.log.Error("jail stopped with an error", "jail", b.spec.Name, "err", err)
+		}
+	}()
+	d.mu.Lock()
+	d.jails[b.spec.Name] = r
+	delete(d.broken, b.spec.Name)
+	d.mu.Unlock()
+}
+
+func (d *Daemon) markBroken(name string, errs []string) {
+	for _, e := range errs {
+		d.log.Error("jail not started", "jail", name, "err", e)
+	}
+	d.mu.Lock()
+	d.broken[name] = errs
+	d.mu.Unlock()
+}
+
+func (d *Daemon) logDiags(diags config.Diags) {
+	for _, dg := range diags {
+		if dg.Severity == config.Error {
+			d.log.Error(dg.String())
+		} else {
+			d.log.Warn(dg.String())
+		}
+	}
+}
+
+// Stop asks Run to stop; it returns at once.
+func (d *Daemon) Stop() error {
+	d.stopOnce.Do(func() { close(d.stopCh) })
+	return nil
+}
+
+// jail returns the running jail of that name.
+func (d *Daemon) jail(name string) (*runningJail, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r, ok := d.jails[name]
+	return r, ok
+}
+
+// runningJails returns the running jails sorted by name.
+func (d *Daemon) runningJails() []*runningJail {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]*runningJail, 0, len(d.jails))
+	for _, r := range d.jails {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, k int) bool { return out[i].b.spec.Name < out[k].b.spec.Name })
+	return out
+}
