@@ -4,7 +4,7 @@ PREFIX   ?= /usr/local
 SYSCONF  ?= /etc/logjail
 BIN      := bin/logjail
 
-.PHONY: all build test unit lint fuzz bench bench-go bench-regex install clean
+.PHONY: all build test unit lint fuzz bench bench-go bench-regex install uninstall demo clean
 
 all: build
 
@@ -51,12 +51,60 @@ bench-go:
 bench-regex: build
 	scripts/bench-regex.sh
 
-install: build
+# Install: the binary, the shipped configuration and the systemd unit. The shipped .conf files are
+# ours and are overwritten on every install, like fail2ban's; an admin's changes live in *.local
+# files, which install never writes. The unit goes where systemd looks for the units of locally
+# installed software ($(PREFIX)/lib/systemd/system: /usr/local/lib/systemd/system by default;
+# /lib/systemd/system belongs to Debian's packages and /etc/systemd/system to the admin).
+# It does not build: run `make build` first as yourself (sudo's PATH usually has no go), then
+# `sudo make install`. DESTDIR stages the whole tree elsewhere (packaging, tests).
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
+# Files earlier versions shipped and this one does not: removed, or they would still be read.
+OBSOLETE := jail.d/00-defaults.conf
+
+install:
+	@if [ ! -x $(BIN) ] || [ -n "$$(find cmd internal go.mod go.sum -newer $(BIN) \( -name '*.go' ! -name '*_test.go' -o -name 'go.*' \) -print -quit)" ]; then \
+	  echo "$(BIN) is missing or older than the sources: run 'make build' first (as yourself), then 'sudo make install'" >&2; \
+	  exit 1; \
+	fi
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/logjail
-	install -d $(DESTDIR)$(SYSCONF)/filter.d $(DESTDIR)$(SYSCONF)/jail.d
+	install -d -m 0755 $(DESTDIR)$(SYSCONF) $(DESTDIR)$(SYSCONF)/jail.d $(DESTDIR)$(SYSCONF)/filter.d
+	install -m 0644 jail.conf $(DESTDIR)$(SYSCONF)/jail.conf
+	install -m 0644 jail.d/*.conf $(DESTDIR)$(SYSCONF)/jail.d/
 	install -m 0644 filter.d/*.conf $(DESTDIR)$(SYSCONF)/filter.d/
-	@for f in jail.conf; do [ -f $$f ] && install -m 0644 $$f $(DESTDIR)$(SYSCONF)/ || true; done
-	@if ls jail.d/*.conf >/dev/null 2>&1; then install -m 0644 jail.d/*.conf $(DESTDIR)$(SYSCONF)/jail.d/; fi
+	rm -f $(addprefix $(DESTDIR)$(SYSCONF)/,$(OBSOLETE))
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	sed -e 's|/usr/local/bin/logjail|$(PREFIX)/bin/logjail|g' -e 's|/etc/logjail|$(SYSCONF)|g' \
+	  -e 's|/usr/local/lib/systemd/system|$(UNITDIR)|g' systemd/logjail.service >$(DESTDIR)$(UNITDIR)/logjail.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/logjail.service.tmp
+	mv -f $(DESTDIR)$(UNITDIR)/logjail.service.tmp $(DESTDIR)$(UNITDIR)/logjail.service
+	@echo
+	@echo "Installed. Check the configuration, then start logjail now and at every boot:"
+	@echo "  sudo $(PREFIX)/bin/logjail check --config $(SYSCONF)"
+	@echo "  sudo systemctl daemon-reload"
+	@echo "  sudo systemctl enable --now logjail"
+	@echo "Your changes go in $(SYSCONF)/jail.local or $(SYSCONF)/jail.d/*.local."
+
+# Uninstall: stops and disables the service (which removes its chains), then removes the binary,
+# the unit and the shipped .conf files. Kept: every *.local file and anything else an admin added
+# to $(SYSCONF), and the state in /var/lib/logjail.
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ] && [ -f $(UNITDIR)/logjail.service ]; then \
+	  echo "systemctl disable --now logjail.service"; systemctl disable --now logjail.service || true; \
+	fi
+	rm -f $(DESTDIR)$(PREFIX)/bin/logjail $(DESTDIR)$(UNITDIR)/logjail.service
+	rm -f $(DESTDIR)$(SYSCONF)/jail.conf $(addprefix $(DESTDIR)$(SYSCONF)/,$(wildcard jail.d/*.conf filter.d/*.conf) $(OBSOLETE))
+	@rmdir $(DESTDIR)$(SYSCONF)/jail.d $(DESTDIR)$(SYSCONF)/filter.d $(DESTDIR)$(SYSCONF) 2>/dev/null || true
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then echo "systemctl daemon-reload"; systemctl daemon-reload; fi
+
+# The README's demo (needs root: it runs sudo when not root): builds logjail and the demo web
+# server as the calling user, then scripts/demo.sh bans an attacker in private network
+# namespaces and removes everything it made. Exit status 0 only if the ban worked.
+demo: build
+	$(GO) build -trimpath -o bin/demoweb ./cmd/demoweb
+	@if [ "$$(id -u)" -eq 0 ]; then scripts/demo.sh; \
+	elif command -v sudo >/dev/null; then echo "sudo scripts/demo.sh"; sudo scripts/demo.sh; \
+	else echo "the demo needs root (network namespaces, iptables): run scripts/demo.sh as root" >&2; exit 1; fi
 
 clean:
 	rm -rf bin
