@@ -457,9 +457,14 @@ func (m *Manager) Ban(o Order) (Ban, error) {
 		return Ban{}, fmt.Errorf("ban %v: %w %q", p, ErrUnknownJail, o.Jail)
 	}
 	if e := j.bans[p]; e != nil {
+		oldEnd := e.ban.End
 		m.extend(e, o, end)
 		b := e.ban
 		m.mu.Unlock()
+		if b.End.Equal(oldEnd) {
+			m.log.Debug("already banned", "jail", o.Jail, "target", action.Target{Prefix: p}, "until", until(b.End), "manual", o.Manual)
+			return b, nil
+		}
 		m.log.Info("ban extended", "jail", o.Jail, "target", action.Target{Prefix: p}, "failures", o.Failures,
 			"until", until(b.End), "manual", o.Manual)
 		return b, nil
@@ -488,6 +493,12 @@ func (m *Manager) Ban(o Order) (Ban, error) {
 // is held.
 func (m *Manager) extend(e *entry, o Order, end time.Time) {
 	b := &e.ban
+	if !o.Manual && !o.Time.IsZero() && o.Time.Before(b.Start) {
+		// Failures from before the ban began (a log read again after a reload, lines in flight
+		// when the rule went in) caused it or came before it: they do not make it longer.
+		end = b.End
+		o.Failures, o.Lines = 0, nil
+	}
 	switch {
 	case b.End.IsZero():
 	case end.IsZero():

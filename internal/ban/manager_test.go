@@ -96,11 +96,18 @@ func TestReban(t *testing.T) {
 	h.waitArmed(t0.Add(10 * time.Minute))
 
 	h.clk.Advance(5 * time.Minute)
-	b := h.ban(order("sshd", "192.0.2.7"))
+	// An order for failures from before the ban (a log read again after a reload) changes nothing.
+	stale := order("sshd", "192.0.2.7")
+	stale.Time = t0.Add(-time.Second)
+	if b := h.ban(stale); !b.End.Equal(t0.Add(10*time.Minute)) || b.Failures != 5 {
+		t.Errorf("re-ban for old failures = end %v failures %d, want the ban unchanged", b.End, b.Failures)
+	}
+	o := order("sshd", "192.0.2.7")
+	o.Time = h.clk.Now()
+	b := h.ban(o)
 	if want := t0.Add(15 * time.Minute); !b.End.Equal(want) || b.Failures != 10 || !b.Start.Equal(t0) {
 		t.Errorf("re-ban = end %v failures %d start %v, want end %v failures 10 start %v", b.End, b.Failures, b.Start, want, t0)
 	}
-	o := order("sshd", "192.0.2.7")
 	o.For = time.Minute
 	if b := h.ban(o); !b.End.Equal(t0.Add(15 * time.Minute)) {
 		t.Errorf("shorter re-ban moved the end to %v", b.End)
@@ -117,6 +124,7 @@ func TestReban(t *testing.T) {
 	// Permanent beats any end.
 	h.ban(order("sshd", "192.0.2.8"))
 	o = order("sshd", "192.0.2.8")
+	o.Time = h.clk.Now()
 	o.For = time.Duration(config.Forever)
 	if b := h.ban(o); !b.End.IsZero() {
 		t.Errorf("permanent re-ban end = %v, want zero", b.End)
