@@ -596,3 +596,27 @@ func parseAddr(s string) (netip.Addr, error) {
 	}
 	return a.Unmap(), nil
 }
+
+// Independent reports whether each line's verdict depends on that line alone: one line at a
+// time (maxlines 1) and no <F-MLFID> connection state. Several Matchers may then share one
+// stream's lines, each taking a part, and the verdicts are the same as one Matcher's (each
+// Matcher's date cache only makes it faster).
+func (f *Filter) Independent() bool {
+	if f.MaxLines > 1 {
+		return false
+	}
+	if f.Pref != nil && f.Pref.g.mlfid >= 0 {
+		return false
+	}
+	for _, r := range f.Fail {
+		if r.g.mlfid >= 0 {
+			return false
+		}
+	}
+	for _, r := range f.Ignore {
+		if r.g.mlfid >= 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -82,15 +82,19 @@ func BenchmarkJailLines(b *testing.B) {
 	b.Run("consume", func(b *testing.B) {
 		j := benchJail(b)
 		fl := &file{done: make(chan struct{})}
-		ch := make(chan source.Line, 1024)
+		ch := make(chan []source.Line, 4)
 		s := newStream(j.spec.Filter, nil, source.DefaultMaxLineSize, DefaultHealthBlock, read)
 		var wg sync.WaitGroup
 		wg.Add(1)
 		b.ReportAllocs()
 		b.ResetTimer()
 		go j.consume(&wg, fl, chanFollower(ch), s)
-		for i := 0; i < b.N; i++ {
-			ch <- source.Line{Text: lines[i%len(lines)], Read: read}
+		for i := 0; i < b.N; {
+			batch := make([]source.Line, 0, source.BatchLines)
+			for ; i < b.N && len(batch) < source.BatchLines; i++ {
+				batch = append(batch, source.Line{Text: lines[i%len(lines)], Read: read})
+			}
+			ch <- batch
 		}
 		close(ch)
 		wg.Wait()
@@ -99,11 +103,11 @@ func BenchmarkJailLines(b *testing.B) {
 	})
 }
 
-type chanFollower chan source.Line
+type chanFollower chan []source.Line
 
-func (c chanFollower) Lines() <-chan source.Line { return c }
-func (c chanFollower) Stats() source.FollowStats { return source.FollowStats{} }
-func (c chanFollower) Stop()                     {}
+func (c chanFollower) Batches() <-chan []source.Line { return c }
+func (c chanFollower) Stats() source.FollowStats     { return source.FollowStats{} }
+func (c chanFollower) Stop()                         {}
 
 // BenchmarkJailFile is the whole jail on a file: the follower reads a 1M-line sshd log (the
 // backlog covers it), the jail matches and counts every line.

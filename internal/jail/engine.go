@@ -1,6 +1,7 @@
 package jail
 
 import (
+	"math"
 	"net/netip"
 	"strings"
 	"time"
@@ -164,6 +165,45 @@ func (s *stream) failure(fl *filter.Failure, text string) {
 	}
 	s.failures = append(s.failures, pending{addr: fl.Addr, t: fl.Time, line: keepLine(text)})
 }
+
+// mergeFrom adds to s what w found in the lines that came right after s's, as if s had read
+// them itself, and leaves w empty for the next batch. w must not roll its health blocks over
+// itself (make it with blockLines noBlock): s does it here.
+func (s *stream) mergeFrom(w *stream) {
+	s.c.add(&w.c)
+	w.c = counters{}
+	s.failures = append(s.failures, w.failures...)
+	clear(w.failures)
+	w.failures = w.failures[:0]
+
+	b, wb := &s.h.block, &w.h.block
+	b.Lines += wb.Lines
+	b.NoDate += wb.NoDate
+	b.Matched += wb.Matched
+	b.BadHost += wb.BadHost
+	if b.Lines >= s.blockLines {
+		// The block closes a little late (by at most w's lines): its ratios are what count.
+		s.h.last, s.h.block = s.h.block, healthBlock{}
+	}
+	if w.h.everMatched {
+		s.h.everMatched, s.h.sinceMatch, s.h.lastMatchRead = true, w.h.sinceMatch, w.h.lastMatchRead
+	} else {
+		s.h.sinceMatch += w.h.sinceMatch
+	}
+	if w.h.badHostLine != "" {
+		s.h.badHostLine = w.h.badHostLine
+	}
+	if w.latest.After(s.latest) {
+		s.latest = w.latest
+	}
+	if !w.first.IsZero() && (s.first.IsZero() || w.first.Before(s.first)) {
+		s.first = w.first
+	}
+	w.h, w.latest, w.first = health{}, time.Time{}, time.Time{}
+}
+
+// noBlock is the blockLines of a helper stream: it never closes a health block itself.
+const noBlock = math.MaxInt64
 
 // take hands over the counts and failures found since the last take. The failures slice is
 // valid until the next process; the caller clears it when done (it holds line references).

@@ -183,7 +183,7 @@ type file struct {
 
 // follower is what the jail needs of source.Follower and source.UtmpFollower.
 type follower interface {
-	Lines() <-chan source.Line
+	Batches() <-chan []source.Line
 	Stats() source.FollowStats
 	Stop()
 }
@@ -447,10 +447,35 @@ func withWatch(fo source.FollowOptions, w source.WatchMode) source.FollowOptions
 
 func (j *Jail) follow(ctx context.Context, path string, utmp bool, fo source.FollowOptions) (follower, error) {
 	if utmp {
-		return source.FollowUtmp(ctx, path, fo)
+		u, err := source.FollowUtmp(ctx, path, fo)
+		if err != nil {
+			return nil, err
+		}
+		return newUtmpBatches(u), nil
 	}
+	fo.Batch = true
 	return source.Follow(ctx, path, fo)
 }
+
+// utmpBatches hands a btmp follower's records on as batches of one: login failures come a few
+// a second at most.
+type utmpBatches struct {
+	*source.UtmpFollower
+	ch chan []source.Line
+}
+
+func newUtmpBatches(u *source.UtmpFollower) *utmpBatches {
+	b := &utmpBatches{UtmpFollower: u, ch: make(chan []source.Line, 16)}
+	go func() {
+		defer close(b.ch)
+		for l := range u.Lines() {
+			b.ch <- []source.Line{l}
+		}
+	}()
+	return b
+}
+
+func (b *utmpBatches) Batches() <-chan []source.Line { return b.ch }
 
 // isUtmp tells whether path is to be read as utmp records: the jail's filter is btmp's, or the
 // file starts with utmp records, or it is empty or missing and named like one (btmp, wtmp,
@@ -475,34 +500,70 @@ func (j *Jail) isUtmp(path string) bool {
 }
 
 // consume runs fl's lines through s until the follower closes its Lines.
+//
+// When the filter's lines are independent (filter.Filter.Independent) and a batch is large,
+// as in a flood or while reading the backlog, a second stream with its own Matcher matches the
+// second half of the batch on another core while s matches the first; the failures are then
+// counted in line order, as if one stream had read them all. A steady trickle of lines is
+// matched on this goroutine alone, so a ban waits for no hand-over.
 func (j *Jail) consume(wg *sync.WaitGroup, fl *file, f follower, s *stream) {
 	defer wg.Done()
 	defer close(fl.done)
-	lines := f.Lines()
+	var helper *stream
+	if j.spec.Filter.Independent() && runtime.GOMAXPROCS(0) > 1 {
+		helper = newStream(j.spec.Filter, j.ignoreUser, j.o.MaxLineSize, noBlock, j.clk.Now())
+	}
+	batches := f.Batches()
+	var buf []source.Line
 	for {
-		l, ok := <-lines
+		b, ok := <-batches
 		if !ok {
 			return
 		}
-		s.process(l.Text, l.Read)
-	batch:
-		for n := 1; n < batchLines; n++ {
+		buf = b
+		// Take what else is waiting, up to batchLines, so that one flush counts it all.
+	more:
+		for len(buf) < batchLines {
 			select {
-			case l, ok = <-lines:
+			case b, ok = <-batches:
 				if !ok {
-					break batch
+					break more
 				}
-				s.process(l.Text, l.Read)
+				buf = append(buf, b...)
 			default:
-				break batch
+				break more
 			}
 		}
+		if helper != nil && len(buf) >= parallelLines {
+			half := len(buf) / 2
+			done := make(chan struct{})
+			go func() {
+				for i := range buf[half:] {
+					helper.process(buf[half+i].Text, buf[half+i].Read)
+				}
+				close(done)
+			}()
+			for i := range buf[:half] {
+				s.process(buf[i].Text, buf[i].Read)
+			}
+			<-done
+			s.mergeFrom(helper)
+		} else {
+			for i := range buf {
+				s.process(buf[i].Text, buf[i].Read)
+			}
+		}
+		clear(buf)
 		j.flush(fl, s)
 		if !ok {
 			return
 		}
 	}
 }
+
+// parallelLines is the smallest batch whose matching is split over two goroutines: below it
+// the hand-over costs more than it saves.
+const parallelLines = 64
 
 // flush counts the failures s found and adds its counters to the file's and the jail's, then
 // sends the ban orders that resulted.

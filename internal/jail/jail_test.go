@@ -3,8 +3,10 @@ package jail
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -548,5 +550,62 @@ func TestNoAllocationPerLine(t *testing.T) {
 		if jailAllocs > filterAllocs {
 			t.Errorf("%s: %.1f allocations a line, the filter alone %.1f", tc.name, jailAllocs, filterAllocs)
 		}
+	}
+}
+
+// Matching half a batch on a helper stream and merging gives what one stream gives: the same
+// counters, the same failures in the same order, the same health state.
+func TestHelperStreamMerge(t *testing.T) {
+	f := loadFilter(t, "sshd", filter.Options{})
+	if !f.Independent() {
+		t.Fatal("sshd filter not independent: the parallel path is never taken")
+	}
+	var lines []string
+	for i := range 3000 {
+		at := t0.Add(time.Duration(i) * time.Second)
+		switch i % 5 {
+		case 0, 3:
+			lines = append(lines, strings.TrimSuffix(sshLine(at, "root", fmt.Sprintf("192.0.2.%d", i%200)), "\n"))
+		case 1:
+			lines = append(lines, "no date at all, no failure")
+		default:
+			lines = append(lines, strings.TrimSuffix(noise(at), "\n"))
+		}
+	}
+	const block = 100
+	one := newStream(f, nil, 1<<16, block, t0)
+	two := newStream(f, nil, 1<<16, block, t0)
+	helper := newStream(f, nil, 1<<16, noBlock, t0)
+	var wantFail, gotFail []pending
+	for start := 0; start < len(lines); start += 256 {
+		batch := lines[start:min(start+256, len(lines))]
+		for _, l := range batch {
+			one.process(l, t0)
+		}
+		half := len(batch) / 2
+		for _, l := range batch[:half] {
+			two.process(l, t0)
+		}
+		for _, l := range batch[half:] {
+			helper.process(l, t0)
+		}
+		two.mergeFrom(helper)
+		c1, f1 := one.take()
+		c2, f2 := two.take()
+		if c1 != c2 {
+			t.Fatalf("batch at %d: counters %+v, merged %+v", start, c1, c2)
+		}
+		wantFail = append(wantFail, slices.Clone(f1)...)
+		gotFail = append(gotFail, slices.Clone(f2)...)
+		// Health blocks close at the first merge that fills them, so a block can be up to a
+		// half batch longer; the rest of the health state is exact.
+		h1, h2 := one.h, two.h
+		h1.block, h1.last, h2.block, h2.last = healthBlock{}, healthBlock{}, healthBlock{}, healthBlock{}
+		if h1 != h2 || !one.latest.Equal(two.latest) || !one.first.Equal(two.first) {
+			t.Fatalf("batch at %d: health %+v latest %v first %v, merged %+v %v %v", start, one.h, one.latest, one.first, two.h, two.latest, two.first)
+		}
+	}
+	if len(wantFail) == 0 || !slices.Equal(wantFail, gotFail) {
+		t.Fatalf("failures differ: %d vs %d", len(wantFail), len(gotFail))
 	}
 }

@@ -54,7 +54,10 @@ const (
 	readSize       = 64 << 10 // bytes asked for by each read; one pread per ~650 lines of 100 bytes
 	headSize       = 1024     // bytes of the file's head kept to detect copytruncate
 	linesCap       = 1024     // buffer of the Lines channel
-	maxPerPoll     = 16 << 20 // bytes read from one file before the path is looked at again
+	// BatchLines is the most lines in one slice sent on Batches.
+	BatchLines = 256
+	batchesCap = linesCap / BatchLines // buffer of the Batches channel
+	maxPerPoll = 16 << 20              // bytes read from one file before the path is looked at again
 )
 
 var (
@@ -135,6 +138,11 @@ type FollowOptions struct {
 	RotateWait time.Duration
 	// Logger receives rotations, truncations and errors. The default discards them.
 	Logger *slog.Logger
+	// Batch sends the lines in slices on Batches instead of one by one on Lines (which is then
+	// nil): up to BatchLines lines a slice, at least one slice per read, the newest lines never
+	// held back. A busy reader pays one channel operation per slice rather than per line.
+	// The receiver owns each slice.
+	Batch bool
 	// Now stamps Line.Read and times RotateWait. The default is time.Now.
 	Now func() time.Time
 }
@@ -207,6 +215,9 @@ type Follower struct {
 	o     FollowOptions
 	log   *slog.Logger
 	lines chan Line
+	// With Batch: batches replaces lines, and pending collects the next slice (run goroutine).
+	batches chan []Line
+	pending []Line
 
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -253,10 +264,14 @@ func Follow(ctx context.Context, path string, o FollowOptions) (*Follower, error
 		path:    path,
 		o:       o,
 		log:     o.Logger.With("file", path),
-		lines:   make(chan Line, linesCap),
 		done:    make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		syncReq: make(chan chan struct{}),
+	}
+	if o.Batch {
+		f.batches = make(chan []Line, batchesCap)
+	} else {
+		f.lines = make(chan Line, linesCap)
 	}
 	l, err := f.open()
 	switch {
@@ -320,6 +335,10 @@ func (o FollowOptions) withDefaults() (FollowOptions, error) {
 // Lines returns the lines read. The Follower closes it when it stops; the caller never does.
 // While nobody receives, the follower waits and nothing is lost: the data stays in the file.
 func (f *Follower) Lines() <-chan Line { return f.lines }
+
+// Batches returns the lines read, in slices, when FollowOptions.Batch is set (else nil). The
+// Follower closes it when it stops.
+func (f *Follower) Batches() <-chan []Line { return f.batches }
 
 // Stop stops the follower and waits until its goroutines have ended and Lines is closed.
 // It may be called more than once, and after the context is done.
@@ -394,7 +413,11 @@ func (f *Follower) shutdown() {
 	for _, l := range f.old {
 		l.close()
 	}
-	close(f.lines)
+	if f.batches != nil {
+		close(f.batches)
+	} else {
+		close(f.lines)
+	}
 	close(f.done)
 }
 
@@ -647,6 +670,9 @@ func (f *Follower) scan(ctx context.Context, l *openLog) bool {
 		sent++
 		p += i + 1
 	}
+	if !f.flush(ctx) {
+		return false
+	}
 	l.n = copy(l.buf, buf[p:])
 	f.mu.Lock()
 	f.stats.Lines += sent
@@ -660,6 +686,16 @@ func (f *Follower) scan(ctx context.Context, l *openLog) bool {
 }
 
 func (f *Follower) send(ctx context.Context, line Line) bool {
+	if f.batches != nil {
+		if f.pending == nil {
+			f.pending = make([]Line, 0, BatchLines)
+		}
+		f.pending = append(f.pending, line)
+		if len(f.pending) < BatchLines {
+			return true
+		}
+		return f.flush(ctx)
+	}
 	select {
 	case f.lines <- line:
 		return true
@@ -667,6 +703,26 @@ func (f *Follower) send(ctx context.Context, line Line) bool {
 	}
 	select {
 	case f.lines <- line:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// flush sends the lines collected for Batches, if any.
+func (f *Follower) flush(ctx context.Context) bool {
+	if len(f.pending) == 0 {
+		return true
+	}
+	b := f.pending
+	f.pending = nil
+	select {
+	case f.batches <- b:
+		return true
+	default:
+	}
+	select {
+	case f.batches <- b:
 		return true
 	case <-ctx.Done():
 		return false

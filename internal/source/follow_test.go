@@ -1162,3 +1162,53 @@ func BenchmarkFollow(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 	})
 }
+
+// With Batch, every line arrives once, in order, in slices of at most BatchLines, and the last
+// lines of a read are not held back waiting for more.
+func TestFollowBatch(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	var sb strings.Builder
+	const n = 1000
+	for i := range n {
+		fmt.Fprintf(&sb, "line %d\n", i)
+	}
+	mustDo(t, os.WriteFile(path, []byte(sb.String()), 0o644))
+	f, err := Follow(context.Background(), path, FollowOptions{FromStart: true, Batch: true, PollInterval: 5 * time.Millisecond})
+	mustDo(t, err)
+	defer f.Stop()
+	if f.Lines() != nil {
+		t.Fatal("Lines is not nil with Batch")
+	}
+	next, batches := 0, 0
+	timeout := time.After(10 * time.Second)
+	for next < n+1 {
+		select {
+		case b, ok := <-f.Batches():
+			if !ok {
+				t.Fatal("Batches closed early")
+			}
+			batches++
+			if len(b) == 0 || len(b) > BatchLines {
+				t.Fatalf("a batch of %d lines", len(b))
+			}
+			for _, l := range b {
+				if want := fmt.Sprintf("line %d", next); l.Text != want {
+					t.Fatalf("got %q, want %q", l.Text, want)
+				}
+				next++
+			}
+			if next == n {
+				appendFile(t, path, fmt.Sprintf("line %d\n", n)) // a single new line is sent alone
+			}
+		case <-timeout:
+			t.Fatalf("timed out after %d lines", next)
+		}
+	}
+	if batches > n/BatchLines+3 {
+		t.Errorf("%d batches for %d lines", batches, n+1)
+	}
+	f.Stop()
+	if _, ok := <-f.Batches(); ok {
+		t.Error("Batches not closed after Stop")
+	}
+}
