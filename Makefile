@@ -102,8 +102,8 @@ uninstall:
 # namespaces and removes everything it made. Exit status 0 only if the ban worked.
 demo: build
 	$(GO) build -trimpath -o bin/demoweb ./cmd/demoweb
-	@if [ "$$(id -u)" -eq 0 ]; then scripts/demo.sh; \
-	elif command -v sudo >/dev/null; then echo "sudo scripts/demo.sh"; sudo scripts/demo.sh; \
+	@if [ "$$(id -u)" -eq 0 ]; then scripts/install-deps.sh && scripts/demo.sh; \
+	elif command -v sudo >/dev/null; then echo "sudo scripts/demo.sh"; sudo sh -c 'scripts/install-deps.sh && scripts/demo.sh'; \
 	else echo "the demo needs root (network namespaces, iptables): run scripts/demo.sh as root" >&2; exit 1; fi
 
 clean:
