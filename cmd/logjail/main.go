@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -19,7 +20,11 @@ func main() {
 	if err == nil {
 		return
 	}
-	fmt.Fprintln(os.Stderr, "logjail:", err)
+	if msg := err.Error(); strings.HasPrefix(msg, "logjail ") {
+		fmt.Fprintln(os.Stderr, msg) // "logjail is not running (...)": no "logjail: " in front
+	} else {
+		fmt.Fprintln(os.Stderr, "logjail:", msg)
+	}
 	var ee *exitError
 	if errors.As(err, &ee) {
 		os.Exit(ee.code)
