@@ -44,7 +44,7 @@ addresses behind them through a firewall chain it owns.`,
 			stopProfile()
 		}
 	}
-	root.AddCommand(newServerCmd(), newRegexCmd(), newCheckCmd(), newReplayCmd())
+	root.AddCommand(newServerCmd(), newRegexCmd(), newCheckCmd(), newReplayCmd(), newReportCmd())
 	root.AddCommand(newClientCmds()...)
 	return root
 }
