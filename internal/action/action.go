@@ -10,6 +10,7 @@
 package action
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,9 @@ import (
 )
 
 // Backend enforces bans in one mechanism.
+//
+// A backend may implement optional interfaces too: Keeper (restarts that keep
+// the bans in the kernel) and Lister (read the bans back from the kernel).
 //
 // Obligations of an implementation:
 //   - Start creates what the backend owns (a chain, a set) and first removes
@@ -50,6 +54,65 @@ type Backend interface {
 	Stop(ctx context.Context) error
 }
 
+// Keeper is implemented by a Backend that can be stopped and started again
+// without lifting its bans: what it leaves in the kernel at StopKeep, the
+// next StartKeep adopts, and the bans hold all the while. A daemon restart,
+// a crash or a reload then opens no window in which a banned address gets
+// through. The Executor calls these instead of Start and Stop when told to
+// (ExecutorOptions.KeepOnStart, KeepOnStop).
+//
+// Obligations of an implementation, besides those of Backend:
+//   - StartKeep makes the backend ready for Ban and Unban like Start, but
+//     keeps the bans it finds: it creates what is missing, repairs what is
+//     wrong, and never removes, even for a moment, a ban that is in the kernel
+//     in its own form, nor the way packets reach it. Whatever of its own it
+//     finds and would not have written itself it removes: duplicates of a ban
+//     or of a structural element (the leftovers of a crash between two kernel
+//     calls), and rules in its own chain or set that are not its bans. A ban
+//     written in another shape by an earlier configuration (DROP where REJECT
+//     is configured now) is rewritten in place without a moment between the
+//     two: the new form goes in before the old goes out, or both in one
+//     transaction. Afterwards the kernel holds exactly one copy of
+//     everything, and Ban of an adopted target adds nothing.
+//   - StartKeep never touches what it does not own, like Start.
+//   - If StartKeep fails it leaves the kernel as it is at that point (each
+//     step is safe on its own, so every ban found is still enforced) and the
+//     backend counts as not started; StartKeep may be called again. The
+//     Executor follows a failed StartKeep with StopKeep, never with Stop.
+//   - StopKeep leaves everything in the kernel as it is (structure and bans)
+//     and makes the backend count as stopped: Ban and Unban return
+//     ErrNotStarted until the next Start or StartKeep. It is idempotent.
+//   - Start and Stop keep their meaning; any mix is allowed: StartKeep then
+//     Stop removes everything, Start then StopKeep leaves a fresh chain.
+type Keeper interface {
+	// StartKeep adopts what an earlier run left in the kernel and creates
+	// what is missing, keeping every ban in force.
+	StartKeep(ctx context.Context) error
+	// StopKeep stops the backend and leaves its rules in the kernel.
+	StopKeep(ctx context.Context) error
+}
+
+// Lister is implemented by a Backend that can read back, from the kernel,
+// the targets it currently bans.
+//
+// Obligations of an implementation:
+//   - List returns each target that a ban rule of this backend, in exactly
+//     the form Ban would write it now, holds in the kernel: once, sorted
+//     (IPv4 before IPv6, then by address and prefix length), nil when there
+//     are none. For each returned target, Unban removes the rule and Ban adds
+//     nothing.
+//   - Anything else it finds where its bans live (a rule of another shape, a
+//     rule it cannot read) is left out of the list and reported in the log;
+//     it does not fail the call. StartKeep removes or rewrites such rules.
+//   - List reads the kernel in as few calls as the mechanism allows (one
+//     listing per address family, never one call per ban), because it runs
+//     at start with every ban in force.
+//   - List before Start (or StartKeep), or after Stop, returns ErrNotStarted.
+//     It changes nothing.
+type Lister interface {
+	List(ctx context.Context) ([]Target, error)
+}
+
 var (
 	// ErrUnsupportedPlatform is returned by the constructors of backends that
 	// do not exist on this operating system (iptables outside Linux).
@@ -61,6 +124,9 @@ var (
 	ErrUnsupportedTarget = errors.New("unsupported target")
 	// ErrInvalidTarget is wrapped by Target.Validate.
 	ErrInvalidTarget = errors.New("invalid target")
+	// ErrUnsupportedOp is wrapped by the Executor's Submit and List for an
+	// operation the backend does not implement (OpList without Lister).
+	ErrUnsupportedOp = errors.New("operation not supported by backend")
 )
 
 // Target is one validated address or prefix to ban. A single address is a
@@ -108,4 +174,14 @@ func (t Target) String() string {
 		return t.Prefix.Addr().String()
 	}
 	return t.Prefix.String()
+}
+
+// Compare orders targets the way Lister.List returns them: IPv4 before IPv6,
+// then by address, then by prefix length (shorter first). It returns -1, 0
+// or +1.
+func (t Target) Compare(u Target) int {
+	if c := t.Prefix.Addr().Compare(u.Prefix.Addr()); c != 0 {
+		return c
+	}
+	return cmp.Compare(t.Prefix.Bits(), u.Prefix.Bits())
 }

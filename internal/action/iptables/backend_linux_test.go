@@ -49,6 +49,22 @@ type fakeIPT struct {
 	builtin []string            // built-in (and pre-existing foreign) chains, in order
 	user    []string            // user chains, in creation order
 	rules   map[string][]string // chain -> rule specs joined by " "
+	// changed, when set, is called after every call that changed the
+	// table, with that call's record line.
+	changed func(call string)
+}
+
+// record adds a call to the recorder and returns its line.
+func (f *fakeIPT) record(format string, a ...any) string {
+	l := f.fam + " " + fmt.Sprintf(format, a...)
+	f.rec.lines = append(f.rec.lines, l)
+	return l
+}
+
+func (f *fakeIPT) didChange(call string) {
+	if f.changed != nil {
+		f.changed(call)
+	}
 }
 
 var _ ipt = (*fakeIPT)(nil)
@@ -86,12 +102,39 @@ func (f *fakeIPT) checkTarget(spec []string) error {
 	return nil
 }
 
+func (f *fakeIPT) NewChain(table, chain string) error {
+	call := f.record("NewChain %s %s", table, chain)
+	if f.exists(chain) {
+		return fakeFail("iptables: Chain already exists.")
+	}
+	f.user = append(f.user, chain)
+	f.didChange(call)
+	return nil
+}
+
+func (f *fakeIPT) Insert(table, chain string, pos int, spec ...string) error {
+	call := f.record("Insert %s %s %d %s", table, chain, pos, strings.Join(spec, " "))
+	if !f.exists(chain) {
+		return notExist("chain " + chain)
+	}
+	if err := f.checkTarget(spec); err != nil {
+		return err
+	}
+	if pos < 1 || pos > len(f.rules[chain])+1 {
+		return fakeFail("iptables: Index of insertion too big.")
+	}
+	f.rules[chain] = slices.Insert(f.rules[chain], pos-1, strings.Join(spec, " "))
+	f.didChange(call)
+	return nil
+}
+
 func (f *fakeIPT) ClearChain(table, chain string) error {
 	f.rec.add("%s ClearChain %s %s", f.fam, table, chain)
 	if !f.exists(chain) {
 		f.user = append(f.user, chain)
 	}
 	f.rules[chain] = nil
+	f.didChange(fmt.Sprintf("%s ClearChain %s %s", f.fam, table, chain))
 	return nil
 }
 
@@ -109,6 +152,7 @@ func (f *fakeIPT) ClearAndDeleteChain(table, chain string) error {
 	}
 	delete(f.rules, chain)
 	f.user = slices.DeleteFunc(f.user, func(c string) bool { return c == chain })
+	f.didChange(fmt.Sprintf("%s ClearAndDeleteChain %s %s", f.fam, table, chain))
 	return nil
 }
 
@@ -125,6 +169,7 @@ func (f *fakeIPT) InsertUnique(table, chain string, pos int, spec ...string) err
 		return nil
 	}
 	f.rules[chain] = slices.Insert(f.rules[chain], min(pos-1, len(f.rules[chain])), r)
+	f.didChange(fmt.Sprintf("%s InsertUnique %s %s %d %s", f.fam, table, chain, pos, r))
 	return nil
 }
 
@@ -150,6 +195,7 @@ func (f *fakeIPT) remove(chain string, spec []string, ifExists bool) error {
 	switch {
 	case i >= 0:
 		f.rules[chain] = slices.Delete(f.rules[chain], i, i+1)
+		f.didChange(fmt.Sprintf("%s delete %s %s", f.fam, chain, r))
 		return nil
 	case ifExists:
 		return nil
@@ -171,6 +217,62 @@ func (f *fakeIPT) List(table, chain string) ([]string, error) {
 		out = append(out, "-A "+chain+" "+r)
 	}
 	return out, nil
+}
+
+// restore applies input like iptables-restore --noflush: "-F chain",
+// "-A chain spec", "-I chain N spec" and "-D chain spec" lines between
+// "*filter" and "COMMIT", all or nothing.
+// It records one line per rule.
+func (f *fakeIPT) restore(lockWait int, input []byte) ([]byte, error) {
+	f.rec.add("%s restore --noflush --wait=%d", f.fam, lockWait)
+	saved := map[string][]string{}
+	for c, r := range f.rules {
+		saved[c] = slices.Clone(r)
+	}
+	fail := func(n int, err error) ([]byte, error) {
+		f.rules = saved
+		return []byte(fmt.Sprintf("iptables-restore: line %d failed: %v\n", n, err)), exitErr(1)
+	}
+	for i, line := range strings.Split(strings.TrimSpace(string(input)), "\n") {
+		f.rec.add("  %s", line)
+		w := strings.Fields(line)
+		switch {
+		case line == "*filter" || line == "COMMIT":
+		case len(w) > 3 && w[0] == "-I":
+			pos, spec := 0, w[3:]
+			fmt.Sscan(w[2], &pos)
+			if !f.exists(w[1]) || pos < 1 || pos > len(f.rules[w[1]])+1 {
+				return fail(i+1, notExist("chain "+w[1]))
+			}
+			if err := f.checkTarget(spec); err != nil {
+				return fail(i+1, err)
+			}
+			f.rules[w[1]] = slices.Insert(f.rules[w[1]], pos-1, strings.Join(spec, " "))
+		case len(w) == 2 && w[0] == "-F":
+			if !f.exists(w[1]) {
+				return fail(i+1, notExist("chain "+w[1]))
+			}
+			f.rules[w[1]] = nil
+		case len(w) > 2 && w[0] == "-A":
+			if !f.exists(w[1]) {
+				return fail(i+1, notExist("chain "+w[1]))
+			}
+			if err := f.checkTarget(w[2:]); err != nil {
+				return fail(i+1, err)
+			}
+			f.rules[w[1]] = append(f.rules[w[1]], strings.Join(w[2:], " "))
+		case len(w) > 2 && w[0] == "-D":
+			j := slices.Index(f.rules[w[1]], strings.Join(w[2:], " "))
+			if j < 0 {
+				return fail(i+1, notExist("rule"))
+			}
+			f.rules[w[1]] = slices.Delete(f.rules[w[1]], j, j+1)
+		default:
+			return fail(i+1, fakeFail("bad line %q", line))
+		}
+	}
+	f.didChange(f.fam + " restore")
+	return nil, nil
 }
 
 // dump is the whole table in iptables -S order.
@@ -205,6 +307,8 @@ type env struct {
 	// default is conntrack's answer when nothing matched.
 	conntrack   map[string]string
 	noConntrack bool // lookPath fails
+	// restoreFails makes iptables-restore fail, changing nothing.
+	restoreFails bool
 }
 
 func newEnv(extraBuiltin ...string) *env {
@@ -244,6 +348,17 @@ func (e *env) backend(t *testing.T, opts Options) *Backend {
 			}
 		},
 		services: "testdata/services",
+		restore: func(ctx context.Context, v6 bool, lockWait int, input []byte) ([]byte, error) {
+			f := e.v4
+			if v6 {
+				f = e.v6
+			}
+			if e.restoreFails {
+				f.rec.add("%s restore --noflush --wait=%d", f.fam, lockWait)
+				return []byte("iptables-restore: unrecognized option '--wait=5'\n"), exitErr(2)
+			}
+			return f.restore(lockWait, input)
+		},
 	}
 	logger := slog.New(slog.NewTextHandler(&e.logs, &slog.HandlerOptions{
 		Level:       slog.LevelDebug,
@@ -283,8 +398,9 @@ func tgt(s string) action.Target {
 }
 
 // step is one line of a script: "start", "stop", "ban ADDR", "unban ADDR",
-// "state".
-func (e *env) run(t *testing.T, b *Backend, script []string) string {
+// "state", and for keeping the rules over a restart "startkeep", "stopkeep",
+// "list", and "restart", which replaces b with restart() (a new process).
+func (e *env) run(t *testing.T, b *Backend, script []string, restart func() *Backend) string {
 	t.Helper()
 	var out strings.Builder
 	ctx := t.Context()
@@ -302,6 +418,17 @@ func (e *env) run(t *testing.T, b *Backend, script []string) string {
 			err = b.Ban(ctx, tgt(arg))
 		case "unban":
 			err = b.Unban(ctx, tgt(arg))
+		case "startkeep":
+			err = b.StartKeep(ctx)
+		case "stopkeep":
+			err = b.StopKeep(ctx)
+		case "list":
+			var ts []action.Target
+			if ts, err = b.List(ctx); err == nil {
+				e.rec.add("-> %d targets: %v", len(ts), ts)
+			}
+		case "restart":
+			b = restart()
 		case "state":
 			e.rec.lines = e.state()
 		default:
@@ -401,7 +528,7 @@ func TestGolden(t *testing.T) {
 			tt.setup(e)
 			before := e.state()
 			b := e.backend(t, tt.opts)
-			got := e.run(t, b, tt.script)
+			got := e.run(t, b, tt.script, func() *Backend { return e.backend(t, tt.opts) })
 
 			want := tt.wantAfter
 			if want == nil {
@@ -411,20 +538,27 @@ func TestGolden(t *testing.T) {
 				t.Errorf("tables after the script (-want +got):\n%s", diff)
 			}
 
-			golden := filepath.Join("testdata", tt.name+".golden")
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			wantCalls, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(wantCalls), got); diff != "" {
-				t.Errorf("calls differ from %s (-want +got):\n%s", golden, diff)
-			}
+			checkGolden(t, tt.name, got)
 		})
+	}
+}
+
+// checkGolden compares got with testdata/<name>.golden, or rewrites that
+// file with -update.
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	golden := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantCalls, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(wantCalls), got); diff != "" {
+		t.Errorf("calls differ from %s (-want +got):\n%s", golden, diff)
 	}
 }
 

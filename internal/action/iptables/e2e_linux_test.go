@@ -13,7 +13,7 @@ package iptables
 //   - The backend runs in a child process: this test binary re-executed under
 //     `ip netns exec <server ns>` with LOGJAIL_IPTABLES_HELPER set (TestMain
 //     turns it into a line-protocol server: start, ban P, unban P, stop,
-//     exit). Every thread of that process, and so every iptables and
+//     startkeep, stopkeep, list, exit). Every thread of that process, and so every iptables and
 //     conntrack it forks, is in the namespace: no code path of the backend,
 //     present or future (a goroutine, a library's own exec), can reach the
 //     host's firewall. Locking an OS thread and calling setns would protect
@@ -64,6 +64,9 @@ const (
 	helperEnv = "LOGJAIL_IPTABLES_HELPER"
 	// helperNetnsEnv names the namespace the helper must be running in.
 	helperNetnsEnv = "LOGJAIL_IPTABLES_HELPER_NETNS"
+	// helperNoRestoreEnv, set to 1, makes iptables-restore fail in the
+	// helper, so that StartKeep repairs with one call per change.
+	helperNoRestoreEnv = "LOGJAIL_IPTABLES_HELPER_NORESTORE"
 
 	ioTimeout = time.Second
 )
@@ -88,7 +91,8 @@ func TestMain(m *testing.M) {
 }
 
 // helperMain serves the backend on stdin/stdout, one command per line; it
-// answers "ok" or "error <message>".
+// answers "ok" or "error <message>"; list answers "ok" and the targets,
+// separated by spaces.
 func helperMain(spec, netns string) int {
 	if err := checkInNetns(netns); err != nil {
 		fmt.Fprintf(os.Stderr, "refusing to run the iptables backend: %v\n", err)
@@ -100,7 +104,13 @@ func helperMain(spec, netns string) int {
 		return 2
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	b, err := New(opts, logger)
+	d := realDeps()
+	if os.Getenv(helperNoRestoreEnv) == "1" {
+		d.restore = func(context.Context, bool, int, []byte) ([]byte, error) {
+			return []byte("iptables-restore: disabled by the test"), errors.New("exit status 2")
+		}
+	}
+	b, err := newBackend(opts, logger, d)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "helper: %v\n", err)
 		return 2
@@ -115,6 +125,21 @@ func helperMain(spec, netns string) int {
 			err = b.Start(ctx)
 		case "stop":
 			err = b.Stop(ctx)
+		case "startkeep":
+			err = b.StartKeep(ctx)
+		case "stopkeep":
+			err = b.StopKeep(ctx)
+		case "list":
+			var ts []action.Target
+			if ts, err = b.List(ctx); err == nil {
+				var out strings.Builder
+				out.WriteString("ok")
+				for _, t := range ts {
+					out.WriteString(" " + t.Prefix.String())
+				}
+				fmt.Println(out.String())
+				continue
+			}
 		case "ban", "unban":
 			var p netip.Prefix
 			if p, err = netip.ParsePrefix(arg); err == nil {
@@ -161,7 +186,7 @@ func checkInNetns(name string) error {
 }
 
 // requireE2E skips, or with LOGJAIL_E2E=1 fails, when the test cannot run.
-func requireE2E(t *testing.T) {
+func requireE2E(t testing.TB) {
 	t.Helper()
 	if os.Getenv(e2eEnv) != "1" && testing.Short() {
 		t.Skip("skipping end-to-end test in -short mode")
@@ -179,7 +204,7 @@ func requireE2E(t *testing.T) {
 	}
 }
 
-func missing(t *testing.T, what string) {
+func missing(t testing.TB, what string) {
 	t.Helper()
 	if os.Getenv(e2eEnv) == "1" {
 		t.Fatalf("%s=1, but %s", e2eEnv, what)
@@ -193,7 +218,7 @@ type topo struct {
 	v6            bool // IPv6 and ip6tables work in the server namespace
 }
 
-func newTopo(t *testing.T) *topo {
+func newTopo(t testing.TB) *topo {
 	t.Helper()
 	h := fnv.New32a()
 	h.Write([]byte(t.Name()))
@@ -256,7 +281,7 @@ func (tp *topo) families() []fam {
 	return fs
 }
 
-func run(t *testing.T, argv ...string) {
+func run(t testing.TB, argv ...string) {
 	t.Helper()
 	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, bytes.TrimSpace(out))
@@ -269,7 +294,7 @@ func nsOutput(ns string, argv ...string) (string, error) {
 	return string(out), err
 }
 
-func nsExec(t *testing.T, ns string, argv ...string) string {
+func nsExec(t testing.TB, ns string, argv ...string) string {
 	t.Helper()
 	out, err := nsOutput(ns, argv...)
 	if err != nil {
@@ -454,7 +479,7 @@ func wantBlocked(t *testing.T, who, ns string, addr netip.Addr, port int, block 
 
 // helper is the backend running in the server namespace.
 type helper struct {
-	t     *testing.T
+	t     testing.TB
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	lines chan string
@@ -480,7 +505,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startHelper(t *testing.T, ns string, opts Options) *helper {
+func startHelper(t testing.TB, ns string, opts Options, env ...string) *helper {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -493,6 +518,7 @@ func startHelper(t *testing.T, ns string, opts Options) *helper {
 	h := &helper{t: t, lines: make(chan string, 64), logs: &syncBuffer{}, done: make(chan struct{})}
 	h.cmd = exec.Command("ip", "netns", "exec", ns, exe, "-test.run=^$")
 	h.cmd.Env = append(os.Environ(), helperEnv+"="+string(spec), helperNetnsEnv+"="+ns)
+	h.cmd.Env = append(h.cmd.Env, env...)
 	h.cmd.Stderr = h.logs
 	if h.stdin, err = h.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
@@ -507,6 +533,7 @@ func startHelper(t *testing.T, ns string, opts Options) *helper {
 	go func() {
 		// Wait closes stdout: read it to the end first.
 		sc := bufio.NewScanner(stdout)
+		sc.Buffer(nil, 64<<20) // list answers with every target on one line
 		for sc.Scan() {
 			h.lines <- sc.Text()
 		}
@@ -525,23 +552,42 @@ func startHelper(t *testing.T, ns string, opts Options) *helper {
 
 func (h *helper) do(cmd string) error {
 	h.t.Helper()
+	_, err := h.ask(cmd)
+	return err
+}
+
+// ask sends cmd and returns what follows "ok" in the answer.
+func (h *helper) ask(cmd string) (string, error) {
+	h.t.Helper()
 	if _, err := fmt.Fprintln(h.stdin, cmd); err != nil {
-		return fmt.Errorf("send %q: %w", cmd, err)
+		return "", fmt.Errorf("send %q: %w", cmd, err)
 	}
 	select {
 	case line, ok := <-h.lines:
 		switch {
 		case !ok:
-			return fmt.Errorf("%s: backend helper exited", cmd)
+			return "", fmt.Errorf("%s: backend helper exited", cmd)
 		case line == "ok":
-			return nil
+			return "", nil
+		case strings.HasPrefix(line, "ok "):
+			return strings.TrimPrefix(line, "ok "), nil
 		case strings.HasPrefix(line, "error "):
-			return errors.New(strings.TrimPrefix(line, "error "))
+			return "", errors.New(strings.TrimPrefix(line, "error "))
 		}
-		return fmt.Errorf("%s: unexpected answer %q", cmd, line)
+		return "", fmt.Errorf("%s: unexpected answer %q", cmd, line)
 	case <-time.After(60 * time.Second):
-		return fmt.Errorf("%s: no answer within 60s", cmd)
+		return "", fmt.Errorf("%s: no answer within 60s", cmd)
 	}
+}
+
+// list asks the backend for its targets (List), as prefixes in CIDR form.
+func (h *helper) list() []string {
+	h.t.Helper()
+	out, err := h.ask("list")
+	if err != nil {
+		h.t.Fatalf("backend list: %v", err)
+	}
+	return strings.Fields(out)
 }
 
 func (h *helper) must(cmd string) {

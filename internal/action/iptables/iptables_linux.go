@@ -3,6 +3,7 @@
 package iptables
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -29,8 +30,10 @@ const table = "filter"
 // one goroutine makes all calls for a chain (action.Executor), and because
 // nothing but this backend writes into the chain.
 type ipt interface {
+	NewChain(table, chain string) error
 	ClearChain(table, chain string) error
 	ClearAndDeleteChain(table, chain string) error
+	Insert(table, chain string, pos int, rule ...string) error
 	InsertUnique(table, chain string, pos int, rule ...string) error
 	Delete(table, chain string, rule ...string) error
 	DeleteIfExists(table, chain string, rule ...string) error
@@ -40,6 +43,8 @@ type ipt interface {
 var (
 	_ ipt            = (*goipt.IPTables)(nil)
 	_ action.Backend = (*Backend)(nil)
+	_ action.Keeper  = (*Backend)(nil)
+	_ action.Lister  = (*Backend)(nil)
 )
 
 // deps are the backend's ways out of the process; tests replace them.
@@ -52,6 +57,10 @@ type deps struct {
 	run func(ctx context.Context, argv []string) ([]byte, error)
 	// services is the services(5) file for port names.
 	services string
+	// restore feeds input to iptables-restore --noflush (ip6tables-restore
+	// when v6), waiting at most lockWait seconds for the xtables lock, and
+	// returns its combined output.
+	restore func(ctx context.Context, v6 bool, lockWait int, input []byte) ([]byte, error)
 }
 
 func realDeps() deps {
@@ -69,6 +78,17 @@ func realDeps() deps {
 			return exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
 		},
 		services: DefaultServicesFile,
+		restore: func(ctx context.Context, v6 bool, lockWait int, input []byte) ([]byte, error) {
+			name := "iptables-restore"
+			if v6 {
+				name = "ip6tables-restore"
+			}
+			// --wait=N: in the short form, legacy's optional argument
+			// would not take a separate "N".
+			cmd := exec.CommandContext(ctx, name, "--noflush", "--wait="+strconv.Itoa(lockWait))
+			cmd.Stdin = bytes.NewReader(input)
+			return cmd.CombinedOutput()
+		},
 	}
 }
 
@@ -124,16 +144,9 @@ func (b *Backend) Name() string { return "iptables" }
 func (b *Backend) Start(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	fams := []*family{{name: "ipv4", reject: "icmp-port-unreachable"}}
-	if b.cfg.ipv6 {
-		fams = append(fams, &family{name: "ipv6", v6: true, reject: "icmp6-port-unreachable"})
-	}
-	for _, f := range fams {
-		h, err := b.deps.newIPT(f.v6, b.cfg.lockWait)
-		if err != nil {
-			return fmt.Errorf("start %s: %w", f.name, err)
-		}
-		f.ipt = h
+	fams, err := b.newFamilies()
+	if err != nil {
+		return err
 	}
 	for i, f := range fams {
 		if err := b.startFamily(ctx, f); err != nil {
@@ -147,6 +160,30 @@ func (b *Backend) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	b.findConntrack()
+	b.fams = fams
+	b.log.Info("started", "chain", b.cfg.chain, "parent", b.cfg.parent, "jump", strings.Join(b.cfg.jump, " "))
+	return nil
+}
+
+// newFamilies builds the handle of each address family, IPv4 first.
+func (b *Backend) newFamilies() ([]*family, error) {
+	fams := []*family{{name: "ipv4", reject: "icmp-port-unreachable"}}
+	if b.cfg.ipv6 {
+		fams = append(fams, &family{name: "ipv6", v6: true, reject: "icmp6-port-unreachable"})
+	}
+	for _, f := range fams {
+		h, err := b.deps.newIPT(f.v6, b.cfg.lockWait)
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", f.name, err)
+		}
+		f.ipt = h
+	}
+	return fams, nil
+}
+
+// findConntrack looks for the conntrack binary when Conntrack is on.
+func (b *Backend) findConntrack() {
 	b.conntrack = ""
 	if b.cfg.conntrack {
 		path, err := b.deps.lookPath("conntrack")
@@ -156,9 +193,6 @@ func (b *Backend) Start(ctx context.Context) error {
 			b.conntrack = path
 		}
 	}
-	b.fams = fams
-	b.log.Info("started", "chain", b.cfg.chain, "parent", b.cfg.parent, "jump", strings.Join(b.cfg.jump, " "))
-	return nil
 }
 
 func (b *Backend) startFamily(ctx context.Context, f *family) error {
@@ -341,16 +375,31 @@ func (b *Backend) family(t action.Target) (*family, error) {
 	return b.fams[1], nil
 }
 
-// banRule is the rule that bans t; see BlockReject for the REJECT type.
+// banRule is the rule that bans t: "-s PREFIX" and then banTail.
 func (b *Backend) banRule(f *family, t action.Target) []string {
-	src := t.Prefix.String()
+	return append([]string{"-s", t.Prefix.String()}, b.banTail(f)...)
+}
+
+// banTail is what follows "-s PREFIX" in a ban rule under the current
+// options; see BlockReject for the REJECT type. It is one of banTails.
+func (b *Backend) banTail(f *family) []string {
 	switch {
 	case b.cfg.block == BlockDrop:
-		return []string{"-s", src, "-j", "DROP"}
+		return []string{"-j", "DROP"}
 	case b.cfg.protocol == TCP:
-		return []string{"-s", src, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"}
+		return []string{"-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"}
 	}
-	return []string{"-s", src, "-j", "REJECT", "--reject-with", f.reject}
+	return []string{"-j", "REJECT", "--reject-with", f.reject}
+}
+
+// banTails lists every tail banTail can return in family f, under any
+// options: the shapes of ban rules this backend writes or has written.
+func banTails(f *family) []string {
+	return []string{
+		"-j DROP",
+		"-p tcp -j REJECT --reject-with tcp-reset",
+		"-j REJECT --reject-with " + f.reject,
+	}
 }
 
 // deletedRE reads the count conntrack -D prints on stderr.

@@ -14,7 +14,11 @@ import (
 // action.ErrUnsupportedPlatform.
 type Backend struct{}
 
-var _ action.Backend = (*Backend)(nil)
+var (
+	_ action.Backend = (*Backend)(nil)
+	_ action.Keeper  = (*Backend)(nil)
+	_ action.Lister  = (*Backend)(nil)
+)
 
 func errPlatform() error { return fmt.Errorf("%w: iptables", action.ErrUnsupportedPlatform) }
 
@@ -35,3 +39,12 @@ func (b *Backend) Unban(ctx context.Context, t action.Target) error { return err
 
 // Stop fails with action.ErrUnsupportedPlatform.
 func (b *Backend) Stop(ctx context.Context) error { return errPlatform() }
+
+// StartKeep fails with action.ErrUnsupportedPlatform.
+func (b *Backend) StartKeep(ctx context.Context) error { return errPlatform() }
+
+// StopKeep fails with action.ErrUnsupportedPlatform.
+func (b *Backend) StopKeep(ctx context.Context) error { return errPlatform() }
+
+// List fails with action.ErrUnsupportedPlatform.
+func (b *Backend) List(ctx context.Context) ([]action.Target, error) { return nil, errPlatform() }

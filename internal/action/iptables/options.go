@@ -4,11 +4,20 @@
 // through iptables and, when enabled, IPv6 through ip6tables.
 //
 // The backend owns its chain and every rule that jumps to it from the parent
-// chain, and nothing else. Start adopts the leftovers of a crash (it flushes
-// the chain and removes every jump to it before inserting its own), so the
-// ban table, not the kernel, is the record of what is banned: the ban manager
-// bans again after a start. The backend never parses iptables output to
-// recover bans.
+// chain, and nothing else. Start adopts the leftovers of a crash by wiping
+// them (it flushes the chain and removes every jump to it before inserting
+// its own), so the ban manager must ban again after Start; Stop removes
+// everything.
+//
+// For restarts without a gap the backend also implements action.Keeper and
+// action.Lister. StartKeep keeps every ban rule it finds in its chain and
+// repairs the rest (duplicates, rules of other options, foreign rules in the
+// chain, the jump's position and match) without a moment in which a banned
+// address gets through; StopKeep leaves the chain, its jump and its rules in
+// the kernel for the next StartKeep. List reads the bans back (iptables -S,
+// one call per family) for the ban manager to reconcile with its database.
+// Both parse only what this backend writes, word for word: a rule of any
+// other shape is never taken for a ban.
 //
 // The backend runs on Linux only; elsewhere New returns an error wrapping
 // action.ErrUnsupportedPlatform.
