@@ -45,7 +45,8 @@ type JailStatus struct {
 	Files        []FileStatus `json:"files"`
 	LinesRead    int64        `json:"lines_read"`
 	LinesNoDate  int64        `json:"lines_no_date"`
-	LinesSkipped int64        `json:"lines_skipped"` // garbage: cut, invalid, too old
+	LinesSkipped int64        `json:"lines_skipped"` // garbage: cut, too old
+	LinesInvalid int64        `json:"lines_invalid"` // invalid UTF-8 or NUL bytes (matched all the same)
 	Failures     int64        `json:"failures"`      // failures counted in windows
 	IgnoredUser  int64        `json:"ignored_user"`  // failures dropped by ignoreuser
 	Tracked      int          `json:"tracked"`       // addresses with failures in the window
@@ -63,14 +64,15 @@ type JailStatus struct {
 
 // FileStatus is one followed log file.
 type FileStatus struct {
-	Path      string `json:"path"`
-	Exists    bool   `json:"exists"`
-	Lines     int64  `json:"lines"`
-	Bytes     int64  `json:"bytes"`
-	Offset    int64  `json:"offset"`
-	Rotations int64  `json:"rotations"`
-	CutLines  int64  `json:"cut_lines"`
-	Error     string `json:"error,omitempty"`
+	Path        string `json:"path"`
+	Exists      bool   `json:"exists"`
+	Lines       int64  `json:"lines"`
+	Bytes       int64  `json:"bytes"`
+	Offset      int64  `json:"offset"`
+	Rotations   int64  `json:"rotations"`
+	Truncations int64  `json:"truncations"`
+	CutLines    int64  `json:"cut_lines"`
+	Error       string `json:"error,omitempty"`
 }
 
 // Ban is one ban in force.

@@ -81,13 +81,14 @@ func New(o Options) *Daemon {
 	o.Ban.Clock, o.Ban.Logger = o.Clock, o.Logger
 	o.Jail.Clock, o.Jail.Logger = o.Clock, o.Logger
 	return &Daemon{
-		o:      o,
-		log:    o.Logger,
-		mgr:    ban.New(o.Ban),
-		jails:  map[string]*runningJail{},
-		broken: map[string][]string{},
-		stopCh: make(chan struct{}),
-		ready:  make(chan struct{}),
+		o:       o,
+		log:     o.Logger,
+		mgr:     ban.New(o.Ban),
+		jails:   map[string]*runningJail{},
+		broken:  map[string][]string{},
+		started: o.Clock.Now(),
+		stopCh:  make(chan struct{}),
+		ready:   make(chan struct{}),
 	}
 }
 
@@ -99,7 +100,6 @@ func (d *Daemon) Ready() <-chan struct{} { return d.ready }
 // done or Stop is called; then it stops the jails and removes what the backends made. It
 // returns an error when no jail can run.
 func (d *Daemon) Run(ctx context.Context) error {
-	d.started = d.o.Clock.Now()
 	if d.o.StateDir != "" {
 		if err := os.MkdirAll(d.o.StateDir, 0o700); err != nil {
 			return fmt.Errorf("state directory: %w", err)

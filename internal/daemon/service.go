@@ -238,6 +238,7 @@ func (d *Daemon) jailStatus(r *runningJail) control.JailStatus {
 		LinesRead:    s.LinesRead,
 		LinesNoDate:  s.LinesNoDate,
 		LinesSkipped: s.LinesSkipped,
+		LinesInvalid: s.LinesInvalid,
 		Failures:     s.Failures,
 		IgnoredUser:  s.IgnoredUser,
 		Tracked:      s.Tracked,
@@ -261,7 +262,7 @@ func (d *Daemon) jailStatus(r *runningJail) control.JailStatus {
 	for _, f := range s.Files {
 		js.Files = append(js.Files, control.FileStatus{
 			Path: f.Path, Exists: f.Exists, Lines: f.Lines, Bytes: f.Bytes, Offset: f.Offset,
-			Rotations: f.Rotations, CutLines: f.CutLines, Error: f.Error,
+			Rotations: f.Rotations, Truncations: f.Truncations, CutLines: f.CutLines, Error: f.Error,
 		})
 	}
 	return js
