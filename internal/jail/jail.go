@@ -590,7 +590,7 @@ func (j *Jail) flush(fl *file, s *stream) {
 }
 
 func (j *Jail) order(o ban.Order) {
-	j.log.Info("maxretry reached", "addr", o.Target, "failures", o.Failures, "time", o.Time)
+	j.log.Debug("maxretry reached", "addr", o.Target, "failures", o.Failures, "time", o.Time)
 	_, err := j.banner.Ban(o)
 	if err == nil {
 		return
