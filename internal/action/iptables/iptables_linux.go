@@ -111,6 +111,11 @@ type family struct {
 	v6     bool
 	ipt    ipt
 	reject string
+	// applied holds the targets whose ban rule this backend put in its chain since Start
+	// flushed it, so that Ban and Unban need no "iptables -C" first (a check that walks the
+	// whole chain, slower with every ban). nil when the chain's content was adopted
+	// (StartKeep): then each call checks first.
+	applied map[netip.Prefix]struct{}
 }
 
 // New checks opts and returns a Backend that has not touched the kernel yet:
@@ -159,6 +164,9 @@ func (b *Backend) Start(ctx context.Context) error {
 			}
 			return err
 		}
+	}
+	for _, f := range fams {
+		f.applied = map[netip.Prefix]struct{}{} // the chain was flushed: nothing is banned
 	}
 	b.findConntrack()
 	b.fams = fams
@@ -333,8 +341,18 @@ func (b *Backend) Ban(ctx context.Context, t action.Target) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("ban %v: %w", t, err)
 	}
-	if err := f.ipt.InsertUnique(table, b.cfg.chain, 1, b.banRule(f, t)...); err != nil {
-		return fmt.Errorf("ban %v: %s: insert into %s: %w", t, f.name, b.cfg.chain, err)
+	if f.applied == nil {
+		if err := f.ipt.InsertUnique(table, b.cfg.chain, 1, b.banRule(f, t)...); err != nil {
+			return fmt.Errorf("ban %v: %s: insert into %s: %w", t, f.name, b.cfg.chain, err)
+		}
+	} else {
+		if _, ok := f.applied[t.Prefix]; ok {
+			return nil
+		}
+		if err := f.ipt.Insert(table, b.cfg.chain, 1, b.banRule(f, t)...); err != nil {
+			return fmt.Errorf("ban %v: %s: insert into %s: %w", t, f.name, b.cfg.chain, err)
+		}
+		f.applied[t.Prefix] = struct{}{}
 	}
 	if b.conntrack != "" {
 		b.cutConnections(ctx, f, t)
@@ -353,9 +371,19 @@ func (b *Backend) Unban(ctx context.Context, t action.Target) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("unban %v: %w", t, err)
 	}
-	if err := f.ipt.DeleteIfExists(table, b.cfg.chain, b.banRule(f, t)...); err != nil {
+	if f.applied == nil {
+		if err := f.ipt.DeleteIfExists(table, b.cfg.chain, b.banRule(f, t)...); err != nil {
+			return fmt.Errorf("unban %v: %s: delete from %s: %w", t, f.name, b.cfg.chain, err)
+		}
+		return nil
+	}
+	if _, ok := f.applied[t.Prefix]; !ok {
+		return nil
+	}
+	if err := f.ipt.Delete(table, b.cfg.chain, b.banRule(f, t)...); err != nil && !isNotExist(err) {
 		return fmt.Errorf("unban %v: %s: delete from %s: %w", t, f.name, b.cfg.chain, err)
 	}
+	delete(f.applied, t.Prefix)
 	return nil
 }
 
