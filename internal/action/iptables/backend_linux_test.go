@@ -13,7 +13,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -36,9 +38,22 @@ func fakeFail(format string, a ...any) *fakeErr {
 
 // recorder collects the calls of both families and of the conntrack runner,
 // in order.
-type recorder struct{ lines []string }
+type recorder struct {
+	mu    sync.Mutex // for the cutter goroutine (asyncCut); other tests read lines directly
+	lines []string
+}
 
-func (r *recorder) add(format string, a ...any) { r.lines = append(r.lines, fmt.Sprintf(format, a...)) }
+func (r *recorder) add(format string, a ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lines = append(r.lines, fmt.Sprintf(format, a...))
+}
+
+func (r *recorder) snapshot() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.lines)
+}
 
 // fakeIPT records every call and simulates the filter table of one family
 // closely enough for the backend: chains, rule order, references, and the
@@ -305,7 +320,10 @@ type env struct {
 	logs   bytes.Buffer
 	// conntrack is what the fake conntrack returns, by target address; the
 	// default is conntrack's answer when nothing matched.
-	conntrack   map[string]string
+	conntrack map[string]string
+	// asyncCut runs conntrack on the backend's cutter goroutine, as in production; golden
+	// tests run it in order, on the ban's call.
+	asyncCut    bool
 	noConntrack bool // lookPath fails
 	// restoreFails makes iptables-restore fail, changing nothing.
 	restoreFails bool
@@ -321,6 +339,7 @@ func newEnv(extraBuiltin ...string) *env {
 func (e *env) backend(t *testing.T, opts Options) *Backend {
 	t.Helper()
 	d := deps{
+		syncCut: !e.asyncCut,
 		newIPT: func(v6 bool, lockWait int) (ipt, error) {
 			if v6 {
 				e.rec.add("new ipv6 handle, lock wait %ds", lockWait)
@@ -750,5 +769,33 @@ func TestPrefixMask(t *testing.T) {
 		if got := prefixMask(netip.MustParsePrefix(in)).String(); got != want {
 			t.Errorf("prefixMask(%s) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// In production the cut runs on the cutter goroutine: Ban returns once the rule is in, the
+// cut follows, and Stop ends the cutter.
+func TestConntrackAsync(t *testing.T) {
+	e := newEnv()
+	e.asyncCut = true
+	b := e.backend(t, Options{Jail: "x", Conntrack: true})
+	if err := b.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ban(t.Context(), tgt("192.0.2.1")); err != nil {
+		t.Fatal(err)
+	}
+	want := "exec /usr/sbin/conntrack -D -f ipv4 -s 192.0.2.1"
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Contains(e.rec.snapshot(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q after Ban; calls:\n%s", want, strings.Join(e.rec.snapshot(), "\n"))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := b.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if b.cut != nil {
+		t.Error("cutter still set after Stop")
 	}
 }

@@ -758,7 +758,12 @@ func TestE2EConntrack(t *testing.T) {
 				if err := echo(conns[f.name].bys); err != nil {
 					t.Errorf("%s: bystander's established connection broke: %v", f.name, err)
 				}
+				// The cut runs on the backend's cutter goroutine, a few milliseconds after Ban.
 				err := echo(conns[f.name].atk)
+				for deadline := time.Now().Add(3 * time.Second); on && err == nil && time.Now().Before(deadline); {
+					time.Sleep(20 * time.Millisecond)
+					err = echo(conns[f.name].atk)
+				}
 				switch {
 				case on && err == nil:
 					t.Errorf("%s: attacker's established connection still works with Conntrack on", f.name)

@@ -81,6 +81,7 @@ func (b *Backend) StartKeep(ctx context.Context) error {
 		adopted = append(adopted, f.name, n)
 	}
 	b.findConntrack()
+	b.startCutter()
 	b.fams = fams
 	b.log.Info("started, keeping the bans in the kernel", append([]any{"chain", b.cfg.chain, "parent", b.cfg.parent, "jump", strings.Join(b.cfg.jump, " ")}, adopted...)...)
 	return nil
@@ -95,6 +96,7 @@ func (b *Backend) StopKeep(ctx context.Context) error {
 	if b.fams == nil {
 		return nil
 	}
+	b.stopCutter()
 	b.fams = nil
 	b.log.Info("stopped, the bans stay in the kernel", "chain", b.cfg.chain)
 	return nil
