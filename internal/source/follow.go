@@ -213,7 +213,6 @@ type FollowStats struct {
 type Follower struct {
 	path  string
 	o     FollowOptions
-	log   *slog.Logger
 	lines chan Line
 	// With Batch: batches replaces lines, and pending collects the next slice (run goroutine).
 	batches chan []Line
@@ -234,6 +233,13 @@ type Follower struct {
 	// The last error logged, per kind, so that an error repeated at each poll is logged once.
 	pathErr, readErr, watchErr string
 
+	counters
+}
+
+// counters is what a follower's run goroutine shares with Stats: the counts and the error
+// bookkeeping, common to Follower and UtmpFollower.
+type counters struct {
+	log   *slog.Logger
 	mu    sync.Mutex
 	stats FollowStats
 }
@@ -261,12 +267,12 @@ func Follow(ctx context.Context, path string, o FollowOptions) (*Follower, error
 		return nil, fmt.Errorf("%w: empty path", ErrInvalidOption)
 	}
 	f := &Follower{
-		path:    path,
-		o:       o,
-		log:     o.Logger.With("file", path),
-		done:    make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		syncReq: make(chan chan struct{}),
+		path:     path,
+		o:        o,
+		counters: counters{log: o.Logger.With("file", path)},
+		done:     make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		syncReq:  make(chan chan struct{}),
 	}
 	if o.Batch {
 		f.batches = make(chan []Line, batchesCap)
@@ -696,13 +702,19 @@ func (f *Follower) send(ctx context.Context, line Line) bool {
 		}
 		return f.flush(ctx)
 	}
+	return sendOn(ctx, f.lines, line)
+}
+
+// sendOn sends v on ch, waiting for room unless ctx is done; it reports whether v was sent.
+// A send that can go at once does, even when ctx is done.
+func sendOn[T any](ctx context.Context, ch chan<- T, v T) bool {
 	select {
-	case f.lines <- line:
+	case ch <- v:
 		return true
 	default:
 	}
 	select {
-	case f.lines <- line:
+	case ch <- v:
 		return true
 	case <-ctx.Done():
 		return false
@@ -716,22 +728,12 @@ func (f *Follower) flush(ctx context.Context) bool {
 	}
 	b := f.pending
 	f.pending = nil
-	select {
-	case f.batches <- b:
-		return true
-	default:
-	}
-	select {
-	case f.batches <- b:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return sendOn(ctx, f.batches, b)
 }
 
 // fail records err, counting it in counter if not nil. It logs err unless *last, the last
 // error of its kind logged, has the same text.
-func (f *Follower) fail(err error, counter *int64, last *string) {
+func (f *counters) fail(err error, counter *int64, last *string) {
 	msg := err.Error()
 	f.mu.Lock()
 	if counter != nil {
@@ -745,13 +747,13 @@ func (f *Follower) fail(err error, counter *int64, last *string) {
 	}
 }
 
-func (f *Follower) setExists(b bool) {
+func (f *counters) setExists(b bool) {
 	f.mu.Lock()
 	f.stats.Exists = b
 	f.mu.Unlock()
 }
 
-func (f *Follower) setOffset(off int64) {
+func (f *counters) setOffset(off int64) {
 	f.mu.Lock()
 	f.stats.Offset = off
 	f.mu.Unlock()
@@ -760,20 +762,30 @@ func (f *Follower) setOffset(off int64) {
 // open opens the path without blocking (a named pipe would block an open for reading) and
 // checks what it opened, not what a stat saw before.
 func (f *Follower) open() (*openLog, error) {
-	file, err := os.OpenFile(f.path, os.O_RDONLY|openFlags, 0)
+	file, fi, err := openRegular(f.path)
 	if err != nil {
 		return nil, err
+	}
+	return &openLog{f: file, id: fi, buf: make([]byte, f.o.MaxLineSize+readSize)}, nil
+}
+
+// openRegular opens path for reading without blocking (a named pipe would block an open for
+// reading) and checks what it opened, not what a stat saw before: a regular file.
+func openRegular(path string) (*os.File, fs.FileInfo, error) {
+	file, err := os.OpenFile(path, os.O_RDONLY|openFlags, 0)
+	if err != nil {
+		return nil, nil, err
 	}
 	fi, err := file.Stat()
 	if err != nil {
 		file.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	if !fi.Mode().IsRegular() {
 		file.Close()
-		return nil, &fs.PathError{Op: "open", Path: f.path, Err: fmt.Errorf("%w: %s", ErrNotRegular, fileType(fi.Mode()))}
+		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w: %s", ErrNotRegular, fileType(fi.Mode()))}
 	}
-	return &openLog{f: file, id: fi, buf: make([]byte, f.o.MaxLineSize+readSize)}, nil
+	return file, fi, nil
 }
 
 func fileType(m fs.FileMode) string {

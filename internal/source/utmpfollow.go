@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -43,7 +42,6 @@ const utmpReadRecords = readSize / UtmpRecordSize
 type UtmpFollower struct {
 	path  string
 	o     FollowOptions
-	log   *slog.Logger
 	lines chan Line
 
 	cancel   context.CancelFunc
@@ -62,9 +60,8 @@ type UtmpFollower struct {
 	ur               *UtmpReader  // one reader for the follower's life: its counts are totals
 	pathErr, readErr string
 
-	mu     sync.Mutex
-	stats  FollowStats
-	ustats UtmpStats
+	counters
+	ustats UtmpStats // under counters.mu
 }
 
 // utmpFile is one open utmp file and the state of reading it.
@@ -96,14 +93,14 @@ func FollowUtmp(ctx context.Context, path string, o FollowOptions) (*UtmpFollowe
 		return nil, fmt.Errorf("%w: empty path", ErrInvalidOption)
 	}
 	f := &UtmpFollower{
-		path:    path,
-		o:       o,
-		log:     o.Logger.With("file", path),
-		lines:   make(chan Line, linesCap),
-		done:    make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		syncReq: make(chan chan struct{}),
-		buf:     make([]byte, utmpReadRecords*UtmpRecordSize),
+		path:     path,
+		o:        o,
+		counters: counters{log: o.Logger.With("file", path)},
+		lines:    make(chan Line, linesCap),
+		done:     make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		syncReq:  make(chan chan struct{}),
+		buf:      make([]byte, utmpReadRecords*UtmpRecordSize),
 	}
 	f.ur = NewUtmpReader(&f.src)
 	l, err := f.open()
@@ -431,7 +428,7 @@ func (f *UtmpFollower) decode(ctx context.Context, l *utmpFile, data []byte, bas
 			break // io.EOF at the end of data: a record boundary, so not sticky
 		}
 		off := base + f.ur.Stats().Offset - start - UtmpRecordSize
-		if !f.sendLine(ctx, Line{Text: rec.Text(), File: f.path, Offset: off, Read: now}) {
+		if !sendOn(ctx, f.lines, Line{Text: rec.Text(), File: f.path, Offset: off, Read: now}) {
 			return false
 		}
 		sent++
@@ -448,60 +445,11 @@ func (f *UtmpFollower) decode(ctx context.Context, l *utmpFile, data []byte, bas
 	return true
 }
 
-func (f *UtmpFollower) sendLine(ctx context.Context, line Line) bool {
-	select {
-	case f.lines <- line:
-		return true
-	default:
-	}
-	select {
-	case f.lines <- line:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func (f *UtmpFollower) fail(err error, counter *int64, last *string) {
-	msg := err.Error()
-	f.mu.Lock()
-	if counter != nil {
-		*counter++
-	}
-	f.stats.LastError = msg
-	f.mu.Unlock()
-	if msg != *last {
-		*last = msg
-		f.log.Warn("follow error", "err", err)
-	}
-}
-
-func (f *UtmpFollower) setExists(b bool) {
-	f.mu.Lock()
-	f.stats.Exists = b
-	f.mu.Unlock()
-}
-
-func (f *UtmpFollower) setOffset(off int64) {
-	f.mu.Lock()
-	f.stats.Offset = off
-	f.mu.Unlock()
-}
-
 // open opens the path without blocking and checks that it opened a regular file.
 func (f *UtmpFollower) open() (*utmpFile, error) {
-	file, err := os.OpenFile(f.path, os.O_RDONLY|openFlags, 0)
+	file, fi, err := openRegular(f.path)
 	if err != nil {
 		return nil, err
-	}
-	fi, err := file.Stat()
-	if err != nil {
-		file.Close()
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		file.Close()
-		return nil, &fs.PathError{Op: "open", Path: f.path, Err: fmt.Errorf("%w: %s", ErrNotRegular, fileType(fi.Mode()))}
 	}
 	return &utmpFile{f: file, id: fi}, nil
 }
