@@ -113,6 +113,18 @@ type Lister interface {
 	List(ctx context.Context) ([]Target, error)
 }
 
+// Batcher is a Backend that can ban many targets in one kernel call (one
+// iptables-restore transaction), for floods: a ban per call costs a process
+// and a walk of the chain each. The Executor uses it for the bans that are
+// queued together.
+//
+// BanBatch returns one error per target, in order (nil: banned, or already
+// banned). Each is what Ban would have returned for that target, so a
+// target the backend cannot enforce fails alone, not the batch.
+type Batcher interface {
+	BanBatch(ctx context.Context, targets []Target) []error
+}
+
 var (
 	// ErrUnsupportedPlatform is returned by the constructors of backends that
 	// do not exist on this operating system (iptables outside Linux).

@@ -137,8 +137,9 @@ var (
 // returns is abandoned; its outcome is not reported.
 type Executor struct {
 	b           Backend
-	keeper      Keeper // b, when it implements Keeper
-	lister      Lister // b, when it implements Lister
+	keeper      Keeper  // b, when it implements Keeper
+	lister      Lister  // b, when it implements Lister
+	batcher     Batcher // b, when it implements Batcher
 	log         *slog.Logger
 	timeout     time.Duration
 	onResult    func(Result)
@@ -165,7 +166,9 @@ type request struct {
 // call is one backend call running on its own goroutine.
 type call struct {
 	name    string
-	req     *request // nil for Start and Stop
+	req     *request  // nil for Start and Stop
+	batch   []request // the other bans of a BanBatch call, after req
+	errs    []error   // BanBatch: one error per target (req's first); read after done
 	started time.Time
 	done    chan error // buffered: the call's goroutine never blocks
 	targets []Target   // OpList: what List returned; read after done
@@ -200,6 +203,7 @@ func NewExecutor(b Backend, logger *slog.Logger, opts ExecutorOptions) (*Executo
 	}
 	e.keeper, _ = b.(Keeper)
 	e.lister, _ = b.(Lister)
+	e.batcher, _ = b.(Batcher)
 	e.keepOnStop.Store(opts.KeepOnStop)
 	return e, nil
 }
@@ -328,8 +332,66 @@ func (e *Executor) Run(ctx context.Context) error {
 				e.report(req, Result{Op: req.op, Err: fmt.Errorf("%w: not run: %w", ErrClosed, err)})
 				continue
 			}
-			e.runOp(ctx, req)
+			if req.op.Kind != OpBan || e.batcher == nil {
+				e.runOp(ctx, req)
+				continue
+			}
+			// Bans queued together go in one BanBatch call; the first other Op
+			// taken from the queue runs right after it, in queue order.
+			batch := []request{req}
+			var next *request
+		collect:
+			for len(batch) < maxBatch {
+				select {
+				case r := <-e.queue:
+					if r.op.Kind != OpBan {
+						next = &r
+						break collect
+					}
+					batch = append(batch, r)
+				default:
+					break collect
+				}
+			}
+			if len(batch) == 1 {
+				e.runOp(ctx, req)
+			} else {
+				e.runBatch(ctx, batch)
+			}
+			if next != nil {
+				if err := ctx.Err(); err != nil {
+					e.report(*next, Result{Op: next.op, Err: fmt.Errorf("%w: not run: %w", ErrClosed, err)})
+					continue
+				}
+				e.runOp(ctx, *next)
+			}
 		}
+	}
+}
+
+// maxBatch bounds the bans of one BanBatch call.
+const maxBatch = 512
+
+// runBatch bans the targets of reqs (all OpBan) in one BanBatch call and
+// reports one Result per request, in order.
+func (e *Executor) runBatch(ctx context.Context, reqs []request) {
+	targets := make([]Target, len(reqs))
+	for i, r := range reqs {
+		targets[i] = r.op.Target
+	}
+	c := &call{name: "ban batch", req: &reqs[0], batch: reqs[1:]}
+	start := time.Now()
+	err := e.exec(ctx, c, func(cc context.Context) error {
+		c.errs = e.batcher.BanBatch(cc, targets)
+		return nil
+	})
+	el := time.Since(start)
+	for i, r := range reqs {
+		res := Result{Op: r.op, Err: err, Elapsed: el}
+		if err == nil && i < len(c.errs) {
+			res.Err = c.errs[i]
+		}
+		e.report(r, res)
 	}
 }
 
@@ -405,7 +467,17 @@ func (e *Executor) waitIdle(ctx, cctx context.Context, name string) error {
 			if err == nil {
 				r.Targets = c.targets
 			}
+			if c.errs != nil {
+				r.Err = c.errs[0]
+			}
 			e.report(*c.req, r)
+			for i, b := range c.batch {
+				br := Result{Op: b.op, Err: err, Elapsed: r.Elapsed, Late: true}
+				if c.errs != nil {
+					br.Err = c.errs[i+1]
+				}
+				e.report(b, br)
+			}
 		} else {
 			e.log.Warn("late backend result", "call", c.name, "elapsed", time.Since(c.started), "err", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -470,5 +471,49 @@ func TestExecutorOnStart(t *testing.T) {
 				t.Errorf("calls (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// batchBackend is a fakeBackend that also bans in batches; a target 192.0.2.66 fails alone.
+type batchBackend struct{ fakeBackend }
+
+func (f *batchBackend) BanBatch(ctx context.Context, ts []Target) []error {
+	var names []string
+	errs := make([]error, len(ts))
+	for i, t := range ts {
+		names = append(names, t.String())
+		if t.String() == "192.0.2.66" {
+			errs[i] = errors.New("refused")
+		}
+	}
+	f.enter(ctx, "batch "+strings.Join(names, " "))
+	return errs
+}
+
+// Bans queued together go in one BanBatch call, each with its own Result in queue order; an
+// unban queued among them runs after the bans before it and before those after it.
+func TestExecutorBatchesQueuedBans(t *testing.T) {
+	b := &batchBackend{}
+	h := newHarness(t, b, ExecutorOptions{},
+		ban("192.0.2.1"), ban("192.0.2.2"), ban("192.0.2.66"), unban("192.0.2.9"), ban("192.0.2.3"), ban("192.0.2.4"))
+	var got []string
+	for range 6 {
+		r := h.next()
+		s := fmt.Sprintf("%v %v", r.Op.Kind, r.Op.Target)
+		if r.Err != nil {
+			s += " err"
+		}
+		got = append(got, s)
+	}
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"ban 192.0.2.1", "ban 192.0.2.2", "ban 192.0.2.66 err", "unban 192.0.2.9", "ban 192.0.2.3", "ban 192.0.2.4"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("results (-want +got):\n%s", diff)
+	}
+	wantCalls := []string{"start", "batch 192.0.2.1 192.0.2.2 192.0.2.66", "unban 192.0.2.9", "batch 192.0.2.3 192.0.2.4", "stop"}
+	if diff := cmp.Diff(wantCalls, b.recorded()); diff != "" {
+		t.Errorf("backend calls (-want +got):\n%s", diff)
 	}
 }

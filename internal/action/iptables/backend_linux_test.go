@@ -799,3 +799,77 @@ func TestConntrackAsync(t *testing.T) {
 		t.Error("cutter still set after Stop")
 	}
 }
+
+// BanBatch puts a family's new rules in with one iptables-restore, skips what is banned
+// already and repeats, and fails a target it cannot enforce alone.
+func TestBanBatch(t *testing.T) {
+	e := newEnv()
+	b := e.backend(t, Options{Jail: "sshd", Ports: "22", IPv6: true})
+	if err := b.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ban(t.Context(), tgt("192.0.2.1")); err != nil {
+		t.Fatal(err)
+	}
+	before := len(e.rec.snapshot())
+	errs := b.BanBatch(t.Context(), []action.Target{
+		tgt("192.0.2.1"), tgt("192.0.2.2"), tgt("2001:db8::1"), tgt("192.0.2.3"), tgt("192.0.2.2"),
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("target %d: %v", i, err)
+		}
+	}
+	var restores []string
+	for _, l := range e.rec.snapshot()[before:] {
+		if strings.Contains(l, "restore") || strings.HasPrefix(strings.TrimSpace(l), "-I") {
+			restores = append(restores, strings.TrimSpace(l))
+		}
+	}
+	want := []string{
+		"ipv4 restore --noflush --wait=5",
+		"-I lj-sshd 1 -s 192.0.2.2/32 -p tcp -j REJECT --reject-with tcp-reset",
+		"-I lj-sshd 1 -s 192.0.2.3/32 -p tcp -j REJECT --reject-with tcp-reset",
+		"ipv6 restore --noflush --wait=5",
+		"-I lj-sshd 1 -s 2001:db8::1/128 -p tcp -j REJECT --reject-with tcp-reset",
+	}
+	if diff := cmp.Diff(want, restores); diff != "" {
+		t.Errorf("restore calls (-want +got):\n%s", diff)
+	}
+	// Each rule once; a second batch of the same targets changes nothing.
+	n := len(e.rec.snapshot())
+	for _, err := range b.BanBatch(t.Context(), []action.Target{tgt("192.0.2.2"), tgt("2001:db8::1")}) {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if got := e.rec.snapshot()[n:]; len(got) != 0 {
+		t.Errorf("banning banned targets made calls: %q", got)
+	}
+	st := strings.Join(e.state(), "\n")
+	for _, r := range []string{"192.0.2.1/32", "192.0.2.2/32", "192.0.2.3/32", "2001:db8::1/128"} {
+		if c := strings.Count(st, "-s "+r+" "); c != 1 {
+			t.Errorf("%s: %d rules, want 1", r, c)
+		}
+	}
+
+	// Without IPv6, an IPv6 target fails alone.
+	e2 := newEnv()
+	b2 := e2.backend(t, Options{Jail: "v4", Ports: "22"})
+	if err := b2.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	errs = b2.BanBatch(t.Context(), []action.Target{tgt("192.0.2.7"), tgt("2001:db8::7")})
+	if errs[0] != nil || !errors.Is(errs[1], action.ErrUnsupportedTarget) {
+		t.Errorf("errs = %v, want nil and ErrUnsupportedTarget", errs)
+	}
+	// A failing restore fails the family's new targets, and none is recorded as applied.
+	e2.restoreFails = true
+	errs = b2.BanBatch(t.Context(), []action.Target{tgt("192.0.2.8"), tgt("192.0.2.7")})
+	if errs[0] == nil || errs[1] != nil {
+		t.Errorf("errs = %v, want an error for the new target only", errs)
+	}
+	if _, ok := b2.fams[0].applied[netip.MustParsePrefix("192.0.2.8/32")]; ok {
+		t.Error("a target whose restore failed counts as applied")
+	}
+}

@@ -405,6 +405,12 @@ func (b *Backend) Ban(ctx context.Context, t action.Target) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("ban %v: %w", t, err)
 	}
+	return b.banOne(ctx, f, t)
+}
+
+// banOne inserts t's rule unless it is there, then asks for its connections to be cut.
+// Called with b.mu held.
+func (b *Backend) banOne(ctx context.Context, f *family, t action.Target) error {
 	if f.applied == nil {
 		if err := f.ipt.InsertUnique(table, b.cfg.chain, 1, b.banRule(f, t)...); err != nil {
 			return fmt.Errorf("ban %v: %s: insert into %s: %w", t, f.name, b.cfg.chain, err)
@@ -418,21 +424,27 @@ func (b *Backend) Ban(ctx context.Context, t action.Target) error {
 		}
 		f.applied[t.Prefix] = struct{}{}
 	}
-	if b.conntrack != "" {
-		if b.cut == nil {
-			b.cutConnections(ctx, b.conntrack, f.name, t)
-		} else {
-			select {
-			case b.cut.ch <- cutReq{fam: f.name, path: b.conntrack, t: t}:
-			default:
-				b.log.Warn("conntrack queue full: established connections of this target are not cut", "target", t)
-			}
-		}
-	}
+	b.cut1(ctx, f, t)
 	return nil
 }
 
-// Unban deletes the ban rule of t if it is there.
+// cut1 cuts t's established connections (with Conntrack on): on the cutter goroutine, or in
+// order on this call in tests. Called with b.mu held.
+func (b *Backend) cut1(ctx context.Context, f *family, t action.Target) {
+	if b.conntrack == "" {
+		return
+	}
+	if b.cut == nil {
+		b.cutConnections(ctx, b.conntrack, f.name, t)
+		return
+	}
+	select {
+	case b.cut.ch <- cutReq{fam: f.name, path: b.conntrack, t: t}:
+	default:
+		b.log.Warn("conntrack queue full: established connections of this target are not cut", "target", t)
+	}
+}
+
 func (b *Backend) Unban(ctx context.Context, t action.Target) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -538,4 +550,83 @@ func prefixMask(p netip.Prefix) netip.Addr {
 	}
 	a, _ := netip.AddrFromSlice(m)
 	return a
+}
+
+var _ action.Batcher = (*Backend)(nil)
+
+// BanBatch bans many targets with one iptables-restore --noflush transaction per address
+// family: all of a family's new rules go in together or not at all. Targets already banned
+// are skipped. After an adopting start (StartKeep), when the backend does not know what its
+// chain holds, or without a restore command, it bans one target at a time, as Ban does.
+func (b *Backend) BanBatch(ctx context.Context, ts []action.Target) []error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	errs := make([]error, len(ts))
+	type pending struct {
+		idx  []int
+		seen map[netip.Prefix]bool
+		in   strings.Builder
+	}
+	byFam := map[*family]*pending{}
+	for i, t := range ts {
+		f, err := b.family(t)
+		if err != nil {
+			errs[i] = fmt.Errorf("ban %v: %w", t, err)
+			continue
+		}
+		if f.applied == nil || b.deps.restore == nil {
+			errs[i] = b.banOne(ctx, f, t)
+			continue
+		}
+		if _, ok := f.applied[t.Prefix]; ok {
+			continue
+		}
+		p := byFam[f]
+		if p == nil {
+			p = &pending{seen: map[netip.Prefix]bool{}}
+			p.in.WriteString("*" + table + "\n")
+			byFam[f] = p
+		}
+		if p.seen[t.Prefix] {
+			continue
+		}
+		p.seen[t.Prefix] = true
+		p.idx = append(p.idx, i)
+		p.in.WriteString("-I " + b.cfg.chain + " 1 " + strings.Join(b.banRule(f, t), " ") + "\n")
+	}
+	for _, f := range b.fams {
+		p := byFam[f]
+		if p == nil {
+			continue
+		}
+		p.in.WriteString("COMMIT\n")
+		var err error
+		if err = ctx.Err(); err == nil {
+			var out []byte
+			if out, err = b.deps.restore(ctx, f.v6, b.cfg.lockWait, []byte(p.in.String())); err != nil {
+				err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
+			}
+		}
+		for _, i := range p.idx {
+			if err != nil {
+				errs[i] = fmt.Errorf("ban %v: %s: restore into %s: %w", ts[i], f.name, b.cfg.chain, err)
+				continue
+			}
+			f.applied[ts[i].Prefix] = struct{}{}
+			b.cut1(ctx, f, ts[i])
+		}
+	}
+	// A target given twice in one batch was banned with its first copy.
+	for i, t := range ts {
+		if errs[i] != nil {
+			continue
+		}
+		for j := 0; j < i; j++ {
+			if ts[j].Prefix == t.Prefix {
+				errs[i] = errs[j]
+				break
+			}
+		}
+	}
+	return errs
 }
