@@ -76,8 +76,7 @@ func runServer(ctx context.Context, f serverFlags) error {
 	if err != nil {
 		return exitCode(1, err)
 	}
-	defer os.Remove(f.socket)
-	defer ln.Close()
+	defer ln.Close() // removes the socket, if it is still ours
 
 	d := daemon.New(daemon.Options{ConfigDir: f.config, StateDir: f.state, Version: version, Logger: logger})
 	ctx, cancel := context.WithCancel(ctx)

@@ -17,33 +17,13 @@ import (
 
 var _ control.Service = (*Daemon)(nil)
 
-// parseTarget reads an address or a CIDR prefix; an address becomes its single-address prefix.
+// parseTarget is control.ParseTarget, which also refuses /0: it would ban every address.
 func parseTarget(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%w: %q is no address or prefix", control.ErrBadRequest, s)
-		}
-		if p.Addr().Is4In6() {
-			if p.Bits() < 96 {
-				return netip.Prefix{}, fmt.Errorf("%w: %q: an IPv4-mapped prefix shorter than /96", control.ErrBadRequest, s)
-			}
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		if p.Masked() != p {
-			return netip.Prefix{}, fmt.Errorf("%w: %q has host bits set; did you mean %s?", control.ErrBadRequest, s, p.Masked())
-		}
-		if p.Bits() == 0 {
-			return netip.Prefix{}, fmt.Errorf("%w: %q would ban every address", control.ErrBadRequest, s)
-		}
-		return p, nil
+	p, err := control.ParseTarget(strings.TrimSpace(s))
+	if err == nil && p.Bits() == 0 {
+		return netip.Prefix{}, fmt.Errorf("%w: %q would ban every address", control.ErrBadRequest, s)
 	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%w: %q is no address or prefix", control.ErrBadRequest, s)
-	}
-	return action.AddrTarget(a).Prefix, nil
+	return p, err
 }
 
 func wireBan(b ban.Ban) control.Ban {
