@@ -63,6 +63,9 @@ func TestExpiry(t *testing.T) {
 			// must leave the first one alone.
 			h.ban(Order{Jail: "sshd", Target: pfx("198.51.100.99"), For: tt.wantEnd - 500*time.Millisecond})
 			h.waitFor("the other ban applied", h.applied("sshd", 2))
+			// Run must have re-armed for the earlier end before the clock jumps: its timer is
+			// set relative to the time it reads, and a jump in between would push it back.
+			h.waitArmed(t0.Add(tt.wantEnd - 500*time.Millisecond))
 			h.clk.Set(wantEnd.Add(-time.Nanosecond))
 			h.waitFor("the other ban's expiry", func() bool { return fb.hasCall("unban 198.51.100.99") })
 			h.waitArmed(wantEnd)
