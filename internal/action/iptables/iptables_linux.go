@@ -175,8 +175,8 @@ type family struct {
 	reject string
 	// applied holds the targets whose ban rule this backend put in its chain since Start
 	// flushed it, so that Ban and Unban need no "iptables -C" first (a check that walks the
-	// whole chain, slower with every ban). nil when the chain's content was adopted
-	// (StartKeep): then each call checks first.
+	// whole chain, slower with every ban). StartKeep sets it to the bans it adopted. nil
+	// only before a start: then each call checks first.
 	applied map[netip.Prefix]struct{}
 }
 

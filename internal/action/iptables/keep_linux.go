@@ -248,12 +248,14 @@ func (b *Backend) keepFamily(ctx context.Context, f *family) (int, error) {
 		if p.quoted > 0 {
 			p.report(b, f, false)
 		}
+		f.applied = p.have
 		return p.bans, nil
 	}
 	if len(p.changes) > 1 {
 		err := b.restore(ctx, f, &p)
 		if err == nil {
 			p.report(b, f, true)
+			f.applied = p.have
 			return p.bans, nil
 		}
 		if cerr := ctx.Err(); cerr != nil {
@@ -281,6 +283,7 @@ func (b *Backend) keepFamily(ctx context.Context, f *family) (int, error) {
 		}
 	}
 	p.report(b, f, false)
+	f.applied = p.have
 	return p.bans, nil
 }
 
@@ -299,7 +302,10 @@ type change struct {
 // plan is what StartKeep has to do in one family, worked out from one
 // listing of our chain and one of the parent chain.
 type plan struct {
-	bans    int // ban rules in our chain once the plan is carried out
+	bans int // ban rules in our chain once the plan is carried out
+	// have holds their targets: once the plan is carried out, the family's
+	// applied set, so that Ban and Unban after StartKeep need no check call.
+	have    map[netip.Prefix]struct{}
 	changes []change
 	// chain is every rule our chain is to hold, in order, when the chain
 	// needs a change: iptables-restore rewrites it whole; nil when it
@@ -355,10 +361,10 @@ func (b *Backend) planFamily(ctx context.Context, f *family) (plan, error) {
 func (b *Backend) planChain(f *family, lines []string, p *plan) {
 	c := b.cfg
 	rules := b.readChain(f, lines)
-	have := make(map[netip.Prefix]bool, len(rules))
+	have := make(map[netip.Prefix]struct{}, len(rules))
 	for _, r := range rules {
 		if r.kind == ruleBan {
-			have[r.target.Prefix] = true
+			have[r.target.Prefix] = struct{}{}
 		}
 	}
 	var (
@@ -373,11 +379,11 @@ func (b *Backend) planChain(f *family, lines []string, p *plan) {
 		case ruleDuplicate:
 			p.duplicates++
 		case ruleOldBan:
-			if !have[r.target.Prefix] {
+			if _, ok := have[r.target.Prefix]; !ok {
 				spec := b.banRule(f, r.target)
 				p.changes = append(p.changes, change{insert: true, chain: c.chain, spec: spec, what: fmt.Sprintf("rewrite %q: insert the new form", r.line)})
 				final = append(final, spec)
-				have[r.target.Prefix] = true
+				have[r.target.Prefix] = struct{}{}
 			}
 			p.rewritten++
 		case ruleForeign:
@@ -395,7 +401,7 @@ func (b *Backend) planChain(f *family, lines []string, p *plan) {
 	if len(final) < len(rules) || len(p.changes) > 0 {
 		p.chain = final
 	}
-	p.bans = len(have)
+	p.bans, p.have = len(have), have
 }
 
 // planJumps adds to p what leaves exactly one jump to our chain, with the
