@@ -26,6 +26,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/logjail/logjail/internal/action"
@@ -88,6 +89,13 @@ type Options struct {
 	// most MaxRetryBackoff.
 	Retries      int
 	RetryBackoff time.Duration
+	// Store, when set, records every ban and its end, gives the counts of
+	// repeat offenders, and holds the bans a jail finds in force when it
+	// starts (see Store).
+	Store Store
+	// Rand is bantime.rndtime's random source (see NextBanTime); nil:
+	// math/rand.
+	Rand func(n int64) int64
 }
 
 // JailSpec is what the manager knows of a jail.
@@ -96,6 +104,12 @@ type JailSpec struct {
 	BanTime    time.Duration // config.Forever (-1): permanent
 	IgnoreNets []netip.Prefix
 	IgnoreSelf bool
+	// Increment makes repeat offenders' bans longer (bantime.*); it needs
+	// Options.Store for the history.
+	Increment config.BanTimeIncrement
+	// Subnet bans a whole prefix when enough of its addresses were banned
+	// (subnet.*).
+	Subnet config.SubnetLimit
 }
 
 // Order asks for a ban.
@@ -127,7 +141,16 @@ type Ban struct {
 	Manual   bool
 	Applied  bool   // the backend reported the rule in
 	Err      string // the last backend error for it
+	// Count is how many times the target was banned in this jail (in every
+	// jail with bantime.overalljails), this ban included, by the store's
+	// history; 1 without a store.
+	Count int
 }
+
+// Neighbourhood reports whether b bans a prefix because enough of its
+// addresses were banned (subnet.*): an automatic ban of more than one
+// address.
+func (b Ban) Neighbourhood() bool { return !b.Manual && !b.Target.IsSingleIP() }
 
 // JailStats are a jail's counters (or the sum over every jail).
 type JailStats struct {
@@ -137,6 +160,9 @@ type JailStats struct {
 	ActionErrors int64 // failed backend calls
 	LastError    string
 	Pending      int // ban and unban calls not done yet
+	// Neighbourhoods counts the prefixes banned because enough of their
+	// addresses were (subnet.*), since the jail was added.
+	Neighbourhoods int64
 }
 
 // IgnoredError is returned by Ban for a target the ignore list protects.
@@ -160,8 +186,13 @@ type Manager struct {
 	adminPoll time.Duration
 	retries   int
 	backoff   time.Duration
+	store     Store
+	rnd       func(n int64) int64
 
 	cache ignoreCache
+	// storeErrs counts failed store writes; storeErrAt (Unix ns) is when
+	// one was last logged.
+	storeErrs, storeErrAt atomic.Int64
 
 	cfgMu sync.Mutex // serialises SetJail, RemoveJail and Run's shutdown
 	// stopping holds, by jail, a backend still stopping after RemoveJail's
@@ -189,6 +220,10 @@ type jail struct {
 	lens  [2][129]int32 // bans per (family, prefix length), for Lookup
 	run   *backendRun   // nil while the backend is swapped, or after a failed swap
 	total int64
+	// subnets counts the banned addresses of each prefix (spec.Subnet).
+	subnets *SubnetTracker
+	// neighbourhoods counts the prefix bans it led to.
+	neighbourhoods int64
 	// refused, actionErrors, lastErr: see JailStats.
 	refused      int64
 	actionErrors int64
@@ -204,6 +239,9 @@ type entry struct {
 	sent   bool   // a ban call for it reached the executor: the rule may exist
 	queued *opRef // its ban call while it waits in the jail's queue
 	gaveUp bool   // its ban call failed beyond the retries
+	// adopt: the ban waits for the backend's list after a start (see
+	// reconcile): its rule may be in the kernel already.
+	adopt bool
 }
 
 // New returns a Manager. Run it to expire bans.
@@ -218,6 +256,8 @@ func New(o Options) *Manager {
 		adminPoll: o.AdminPoll,
 		retries:   o.Retries,
 		backoff:   o.RetryBackoff,
+		store:     o.Store,
+		rnd:       o.Rand,
 		jails:     make(map[string]*jail),
 		stopping:  make(map[string]*backendRun),
 		wake:      make(chan struct{}, 1),
@@ -282,6 +322,9 @@ func (m *Manager) SetJail(ctx context.Context, spec JailSpec, b action.Backend) 
 	var old *backendRun
 	swap := false
 	if j != nil {
+		if j.spec.Subnet != spec.Subnet {
+			j.subnets = NewSubnetTracker(spec.Subnet, 0)
+		}
 		j.spec = spec
 		old = j.run
 		if swap = b != nil && (old == nil || !sameBackend(old.b, b)); swap {
@@ -300,14 +343,35 @@ func (m *Manager) SetJail(ctx context.Context, spec JailSpec, b action.Backend) 
 			}
 			delete(m.stopping, spec.Name)
 		}
+		// Read before the backend starts: a ban of the store that ran out
+		// must not be adopted. Bans made from now on are this jail's own.
+		restored := m.restoreBans(spec.Name)
 		run, err := m.startRun(ctx, spec.Name, b)
 		if err != nil {
 			return fmt.Errorf("set jail %s: %w", spec.Name, err)
 		}
 		m.mu.Lock()
-		m.jails[spec.Name] = &jail{name: spec.Name, spec: spec, bans: make(map[netip.Prefix]*entry), run: run}
+		j := &jail{name: spec.Name, spec: spec, bans: make(map[netip.Prefix]*entry, len(restored)), run: run,
+			subnets: NewSubnetTracker(spec.Subnet, 0)}
+		for _, b := range restored {
+			e := &entry{j: j, idx: -1, ban: b, sent: true, adopt: true}
+			j.bans[b.Target] = e
+			j.lens[family(b.Target)][b.Target.Bits()]++
+			if !b.End.IsZero() {
+				heap.Push(&m.expiry, e)
+				m.wakeFor(b.End)
+			}
+			if !b.Manual && b.Target.IsSingleIP() {
+				// Recent bans still count towards a neighbourhood; a prefix
+				// they complete was banned before the restart, and is
+				// restored itself (or was lifted by hand).
+				j.subnets.Add(b.Target.Addr(), b.Start)
+			}
+		}
+		m.jails[spec.Name] = j
+		m.afterStart(j, run)
 		m.mu.Unlock()
-		m.log.Info("jail added", "jail", spec.Name, "backend", b.Name())
+		m.log.Info("jail added", "jail", spec.Name, "backend", b.Name(), "restored", len(restored))
 		return nil
 	}
 	if !swap {
@@ -315,7 +379,10 @@ func (m *Manager) SetJail(ctx context.Context, spec JailSpec, b action.Backend) 
 	}
 	if old != nil {
 		// Not bounded by ctx: the new backend must not start before the old
-		// one has removed its chain. The executor bounds Stop.
+		// one has removed its chain. The executor bounds Stop. The old
+		// chain goes even with KeepOnStop: the new backend's options
+		// (another parent chain) could leave its jump behind.
+		old.ex.SetKeepOnStop(false)
 		if err := m.stopRun(context.WithoutCancel(ctx), old); err != nil {
 			m.log.Warn("stop replaced backend", "jail", spec.Name, "backend", old.b.Name(), "err", err)
 		}
@@ -348,17 +415,27 @@ func (m *Manager) attach(j *jail, run *backendRun) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	j.run = run
-	es := make([]*entry, 0, len(j.bans))
 	for _, e := range j.bans {
-		es = append(es, e)
-	}
-	slices.SortFunc(es, func(a, b *entry) int { return compareBans(&a.ban, &b.ban) })
-	for _, e := range es {
 		e.ban.Applied, e.ban.Err = false, ""
-		e.sent, e.queued, e.gaveUp = false, nil, false
-		m.enqueue(j, &opRef{kind: action.OpBan, target: e.ban.Target, e: e})
+		e.queued, e.gaveUp = nil, false
+		// Its rule may be in the kernel (a backend that kept it): unban it
+		// when it ends, and let the list say whether to ban it again.
+		e.sent, e.adopt = true, true
 	}
-	m.log.Info("backend started", "jail", j.name, "backend", run.b.Name(), "bans", len(es))
+	m.afterStart(j, run)
+	m.log.Info("backend started", "jail", j.name, "backend", run.b.Name(), "bans", len(j.bans))
+}
+
+// afterStart reconciles the kernel with the table once run has started: it
+// asks the backend what it holds when it can tell (it kept an earlier run's
+// rules: see reconcile); otherwise it bans every ban waiting for it. m.mu is
+// held.
+func (m *Manager) afterStart(j *jail, run *backendRun) {
+	if run.ex.CanList() {
+		m.enqueue(j, &opRef{kind: action.OpList})
+		return
+	}
+	m.reconcile(j, nil, false)
 }
 
 // RemoveJail stops the jail's backend (which removes its chain with every
@@ -375,14 +452,22 @@ func (m *Manager) RemoveJail(ctx context.Context, name string) error {
 	}
 	delete(m.jails, name)
 	dropped := make([]Ban, 0, len(j.bans))
+	now := m.clk.Now()
 	for _, e := range j.bans {
 		if e.idx >= 0 {
 			heap.Remove(&m.expiry, e.idx)
 		}
 		dropped = append(dropped, e.ban)
+		if m.store != nil {
+			m.store.EndBanAsync(name, e.ban.Target, now, ReasonJailRemoved, nil)
+		}
 	}
 	run := j.run
 	j.run = nil
+	if run != nil {
+		// A jail that is gone takes its chain with it, --keep-on-stop or not.
+		run.ex.SetKeepOnStop(false)
+	}
 	m.mu.Unlock()
 
 	slices.SortFunc(dropped, func(a, b Ban) int { return compareBans(&a, &b) })
@@ -406,8 +491,13 @@ func (m *Manager) RemoveJail(ctx context.Context, name string) error {
 
 // Ban bans o.Target in o.Jail, unless the ignore list protects it (the error
 // is then an *IgnoredError). It records the ban and hands the backend call to
-// the jail's executor; it never waits for the kernel. A target already banned
-// in the jail keeps its one rule and gets the later of the two ends.
+// the jail's executor (with a store, once the ban is committed there); it
+// never waits for the kernel. A target already banned in the jail keeps its
+// one rule and gets the later of the two ends.
+//
+// A repeat offender's ban time grows with the jail's bantime.* (counted in
+// the store's history); an automatic ban of an address that completes a
+// neighbourhood (subnet.*) bans its whole prefix too.
 func (m *Manager) Ban(o Order) (Ban, error) {
 	p, err := normTarget(o.Target)
 	if err != nil {
@@ -427,6 +517,7 @@ func (m *Manager) Ban(o Order) (Ban, error) {
 		return Ban{}, fmt.Errorf("ban %v: %w %q", p, ErrUnknownJail, o.Jail)
 	}
 	spec := j.spec // IgnoreNets is replaced, never modified: safe to read unlocked
+	_, banned := j.bans[p]
 	m.mu.Unlock()
 
 	now := m.clk.Now()
@@ -439,6 +530,14 @@ func (m *Manager) Ban(o Order) (Ban, error) {
 		return Ban{}, &IgnoredError{Addr: p, Reason: reason}
 	}
 	d := o.For
+	count := 1
+	if !banned && p.IsSingleIP() {
+		prev := m.banCount(&spec, p.Addr())
+		count = prev + 1
+		if d == 0 && !o.Manual {
+			d = NextBanTime(spec.BanTime, spec.Increment, prev, m.rnd)
+		}
+	}
 	if d == 0 {
 		d = spec.BanTime
 	}
@@ -471,7 +570,7 @@ func (m *Manager) Ban(o Order) (Ban, error) {
 	}
 	e := &entry{j: j, idx: -1, ban: Ban{
 		Jail: o.Jail, Target: p, Start: now, End: end,
-		Failures: o.Failures, Lines: slices.Clone(o.Lines), Manual: o.Manual,
+		Failures: o.Failures, Lines: slices.Clone(o.Lines), Manual: o.Manual, Count: count,
 	}}
 	j.bans[p] = e
 	j.lens[family(p)][p.Bits()]++
@@ -480,12 +579,89 @@ func (m *Manager) Ban(o Order) (Ban, error) {
 		heap.Push(&m.expiry, e)
 		m.wakeFor(end)
 	}
-	m.enqueue(j, &opRef{kind: action.OpBan, target: p, e: e})
+	// The store first: the kernel never holds a ban the store does not.
+	m.putBan(e, func() {
+		if j.bans[p] == e && m.jails[j.name] == j {
+			m.enqueue(j, &opRef{kind: action.OpBan, target: p, e: e})
+		}
+	})
 	b := e.ban
+	var hood netip.Prefix
+	trigger := false
+	if !o.Manual && p.IsSingleIP() && j.subnets.Enabled() {
+		hood, trigger = j.subnets.Add(p.Addr(), now)
+	}
 	m.mu.Unlock()
-	m.log.Info("ban", "jail", o.Jail, "target", action.Target{Prefix: p}, "failures", o.Failures,
-		"until", until(end), "manual", o.Manual)
+	args := []any{"jail", o.Jail, "target", action.Target{Prefix: p}, "failures", o.Failures,
+		"until", until(end), "manual", o.Manual}
+	if count > 1 {
+		args = append(args, "count", count, "bantime", durationText(d))
+	}
+	m.log.Info("ban", args...)
+	if trigger {
+		m.banNeighbourhood(j, hood, o)
+	}
 	return b, nil
+}
+
+// banCount returns how many times a was banned before, by the store's
+// history (0 without a store, or when it cannot tell).
+func (m *Manager) banCount(spec *JailSpec, a netip.Addr) int {
+	if m.store == nil {
+		return 0
+	}
+	n, err := m.store.BanCount(spec.Name, a, time.Time{}, spec.Increment.OverallJails)
+	if err != nil {
+		m.storeFailed("count", err)
+		return 0
+	}
+	return n
+}
+
+// banNeighbourhood bans prefix hood, whose addresses banned in j just
+// reached subnet.maxhosts within subnet.findtime, for the jail's ban time.
+// The ignore list refuses a prefix that holds an ignored, own or admin
+// address; a prefix banned already is left as it is.
+func (m *Manager) banNeighbourhood(j *jail, hood netip.Prefix, o Order) {
+	m.mu.Lock()
+	_, banned := j.bans[hood]
+	hosts := j.spec.Subnet.MaxHosts
+	window := j.spec.Subnet.FindTime
+	m.mu.Unlock()
+	if banned {
+		return
+	}
+	for _, a := range m.ownAddrs(m.clk.Now()) {
+		if hood.Contains(a) { // whatever ignoreself says
+			m.log.Warn("neighbourhood not banned: it holds an address of this host", "jail", j.name, "prefix", hood,
+				"hosts", hosts, "address", a)
+			return
+		}
+	}
+	b, err := m.Ban(Order{Jail: j.name, Target: hood, Time: o.Time, Failures: hosts, Lines: o.Lines})
+	if err != nil {
+		var ig *IgnoredError
+		if errors.As(err, &ig) {
+			m.log.Warn("neighbourhood not banned: it holds an ignored address", "jail", j.name, "prefix", hood,
+				"hosts", hosts, "reason", ig.Reason)
+		} else {
+			m.log.Warn("neighbourhood ban failed", "jail", j.name, "prefix", hood, "err", err)
+		}
+		return
+	}
+	m.mu.Lock()
+	j.neighbourhoods++
+	m.mu.Unlock()
+	m.log.Info("neighbourhood ban", "jail", j.name, "prefix", hood, "hosts", hosts,
+		"within", durationText(time.Duration(window)), "until", until(b.End))
+}
+
+// durationText writes d for a log line, permanent as such.
+func durationText(d time.Duration) string {
+	if d == permanent {
+		return "permanent"
+	}
+	return d.String()
 }
 
 // extend merges a new order into the ban e: the later end wins (permanent
@@ -493,6 +669,7 @@ func (m *Manager) Ban(o Order) (Ban, error) {
 // is held.
 func (m *Manager) extend(e *entry, o Order, end time.Time) {
 	b := &e.ban
+	prevEnd := b.End
 	if !o.Manual && !o.Time.IsZero() && o.Time.Before(b.Start) {
 		// Failures from before the ban began (a log read again after a reload, lines in flight
 		// when the rule went in) caused it or came before it: they do not make it longer.
@@ -515,6 +692,9 @@ func (m *Manager) extend(e *entry, o Order, end time.Time) {
 		b.Lines = slices.Clone(o.Lines)
 	}
 	b.Manual = b.Manual || o.Manual
+	if o.Failures > 0 || !b.End.Equal(prevEnd) {
+		m.putBan(e, nil) // the same Start: the store updates the ban in force
+	}
 	if e.gaveUp { // a new order is a new chance for a call that failed for good
 		e.gaveUp = false
 		m.enqueue(e.j, &opRef{kind: action.OpBan, target: b.Target, e: e})
@@ -537,7 +717,7 @@ func (m *Manager) Unban(jail string, target netip.Prefix) ([]Ban, error) {
 	var out []Ban
 	for _, j := range js {
 		if e := j.bans[p]; e != nil {
-			m.remove(e)
+			m.remove(e, ReasonManual)
 			out = append(out, e.ban)
 		}
 	}
@@ -558,7 +738,7 @@ func (m *Manager) UnbanAll(jail string) []Ban {
 	var out []Ban
 	for _, j := range js {
 		for _, e := range j.bans {
-			m.remove(e)
+			m.remove(e, ReasonManual)
 			out = append(out, e.ban)
 		}
 	}
@@ -570,8 +750,9 @@ func (m *Manager) UnbanAll(jail string) []Ban {
 	return out
 }
 
-// remove drops e from the table and lifts its rule. m.mu is held.
-func (m *Manager) remove(e *entry) {
+// remove drops e from the table, ends it in the store, and then lifts its
+// rule. m.mu is held.
+func (m *Manager) remove(e *entry, reason string) {
 	j, p := e.j, e.ban.Target
 	delete(j.bans, p)
 	j.lens[family(p)][p.Bits()]--
@@ -582,9 +763,14 @@ func (m *Manager) remove(e *entry) {
 		q.cancelled = true
 		e.queued = nil
 	}
-	if e.sent {
-		m.enqueue(j, &opRef{kind: action.OpUnban, target: p})
-	}
+	at := m.clk.Now()
+	m.persist(func(done func(error)) { m.store.EndBanAsync(j.name, p, at, reason, done) }, "unban", func(error) {
+		// After the commit: a crash before it leaves the ban in the store
+		// and its rule in the kernel, and the next start restores both.
+		if e.sent && m.jails[j.name] == j {
+			m.enqueue(j, &opRef{kind: action.OpUnban, target: p})
+		}
+	})
 }
 
 // Bans returns the bans in force in jail (every jail for ""), sorted by jail,
@@ -667,6 +853,7 @@ func (m *Manager) Stats(jail string) JailStats {
 		s.TotalBanned += j.total
 		s.Refused += j.refused
 		s.ActionErrors += j.actionErrors
+		s.Neighbourhoods += j.neighbourhoods
 		if j.lastErr != "" && !j.lastErrAt.Before(lastAt) {
 			s.LastError, lastAt = j.lastErr, j.lastErrAt
 		}
@@ -726,7 +913,7 @@ func (m *Manager) tick(now, pollAt time.Time) time.Time {
 	m.mu.Lock()
 	for len(m.expiry) > 0 && !m.expiry[0].ban.End.After(now) {
 		e := m.expiry[0]
-		m.remove(e)
+		m.remove(e, ReasonExpired)
 		ended = append(ended, e.ban)
 	}
 	for len(m.retryQ) > 0 && !m.retryQ[0].at.After(now) {

@@ -222,6 +222,10 @@ func (m *Manager) onResult(name string, r *backendRun, res action.Result) {
 	if !res.Late && errors.Is(res.Err, action.ErrCallTimeout) && r.overran == nil {
 		r.overran = ref
 	}
+	if ref.kind == action.OpList {
+		m.listed(j, res)
+		return
+	}
 	cur := ref.kind == action.OpBan && j.bans[ref.target] == ref.e
 	switch {
 	case res.Err == nil:
@@ -287,4 +291,21 @@ func (m *Manager) fireRetry(ref *opRef) {
 	}
 	ref.at, ref.j, ref.run = time.Time{}, nil, nil
 	m.enqueue(j, ref)
+}
+
+// listed handles the outcome of the list that follows a start. A list that
+// overran its timeout is waited for (its late Result); one that failed
+// leaves every waiting ban to be banned again. m.mu is held.
+func (m *Manager) listed(j *jail, res action.Result) {
+	switch {
+	case res.Err == nil:
+		m.reconcile(j, res.Targets, true)
+	case errors.Is(res.Err, action.ErrClosed):
+	case !res.Late && errors.Is(res.Err, action.ErrCallTimeout):
+		m.log.Warn("listing the kernel's bans is slow: waiting for it", "jail", j.name, "err", res.Err)
+	default:
+		m.recordError(j, fmt.Sprintf("list: %v", res.Err))
+		m.log.Warn("cannot list the kernel's bans: banning every ban in force again, lifting none", "jail", j.name, "err", res.Err)
+		m.reconcile(j, nil, false)
+	}
 }
