@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/logjail/logjail/internal/ban"
 	"github.com/logjail/logjail/internal/config"
 	"github.com/logjail/logjail/internal/filter"
 )
@@ -50,6 +51,25 @@ func runCheck(w io.Writer, dir string) error {
 		kv("maxretry", fmt.Sprint(j.MaxRetry))
 		kv("findtime", fmtDuration(j.FindTime))
 		kv("bantime", fmtDuration(j.BanTime))
+		if inc := j.BanTimeIncrement; inc.Enabled {
+			kv("repeat", describeIncrement(inc))
+			if err := ban.CheckBanTimeIncrement(inc); err != nil {
+				key := "bantime.increment"
+				var ie *ban.IncrementError
+				if errors.As(err, &ie) {
+					key = ie.Key
+				}
+				pos := j.Pos
+				if v, ok := j.Vars[key]; ok && v.Pos.File != "" {
+					pos = v.Pos
+				}
+				diags = append(diags, config.Diag{Severity: config.Error, Pos: pos, Section: j.Name, Key: key, Msg: err.Error()})
+			}
+		}
+		if sn := j.Subnet; sn.MaxHosts > 0 {
+			kv("subnet", fmt.Sprintf("ban the /%d (IPv6 /%d) once %d of its addresses are banned within %s",
+				sn.Prefix4, sn.Prefix6, sn.MaxHosts, fmtDuration(sn.FindTime)))
+		}
 		kv("ignoreip", strings.Join(j.IgnoreIP, " "))
 		kv("ignoreself", fmt.Sprint(j.IgnoreSelf))
 		if len(j.IgnoreUser) > 0 {
@@ -151,4 +171,31 @@ func fmtDuration(d config.Duration) string {
 		}
 	}
 	return b.String()
+}
+
+// describeIncrement says how a repeat offender's ban time grows.
+func describeIncrement(inc config.BanTimeIncrement) string {
+	var s string
+	factor := inc.Factor
+	if factor == 0 {
+		factor = 1
+	}
+	switch {
+	case len(inc.Multipliers) > 0:
+		s = fmt.Sprintf("bantime × %v × multipliers %v", factor, inc.Multipliers)
+	case strings.TrimSpace(inc.Formula) == "":
+		s = fmt.Sprintf("bantime × 2^(earlier bans) × %v", factor)
+	default:
+		s = "bantime.formula " + inc.Formula
+	}
+	if inc.MaxTime > 0 {
+		s += ", at most " + fmtDuration(inc.MaxTime)
+	}
+	if inc.RndTime > 0 {
+		s += ", plus up to " + fmtDuration(inc.RndTime) + " at random"
+	}
+	if inc.OverallJails {
+		s += ", bans of every jail count"
+	}
+	return s
 }

@@ -437,6 +437,12 @@ func printStatus(w io.Writer, st *control.StatusReply, now time.Time) {
 		head = append(head, "config "+st.Config)
 	}
 	fmt.Fprintln(w, strings.Join(head, "  "))
+	switch {
+	case st.State != "":
+		fmt.Fprintf(w, "state %s\n", st.State)
+	case st.StateError != "":
+		fmt.Fprintf(w, "state NONE: bans will not survive a restart: %s\n", st.StateError)
+	}
 	var nwarn, nerr int64
 	for _, j := range st.Jails {
 		nwarn += int64(len(j.Warnings))
@@ -483,6 +489,13 @@ func printStatus(w io.Writer, st *control.StatusReply, now time.Time) {
 		}
 		t.row("  tracked\t%s", tracked)
 		t.row("  banned\t%d now, %d in total, %d refused by the ignore list", j.Banned, j.TotalBanned, j.Refused)
+		if j.Repeat > 0 || j.Neighbourhoods > 0 {
+			t.row("  repeat\t%s in force banned before; %s since start",
+				plural(int64(j.Repeat), "address", "addresses"), plural(j.Neighbourhoods, "neighbourhood banned", "neighbourhoods banned"))
+		}
+		if j.NextUnban != nil {
+			t.row("  next unban\t%s (in %s)", fmtTime(*j.NextUnban), fmtSpan(j.NextUnban.Sub(now)))
+		}
 		last := "none"
 		if j.LastFailure != nil {
 			last = fmt.Sprintf("%s (%s ago)", fmtTime(*j.LastFailure), fmtSpan(now.Sub(*j.LastFailure)))
@@ -539,11 +552,22 @@ func printBanned(w io.Writer, bans []control.Ban, now time.Time) {
 	t.flush()
 }
 
-// banNote says what is special about a ban: manual, not in the kernel yet, an action error.
+// banNote says what is special about a ban: manual, a repeat offender's, a neighbourhood's,
+// not in the kernel yet, an action error.
 func banNote(b control.Ban) string {
 	var notes []string
 	if b.Manual {
 		notes = append(notes, "manual")
+	}
+	if b.Count > 1 {
+		notes = append(notes, fmt.Sprintf("banned %s", ordinalTimes(b.Count)))
+	}
+	if b.Neighbourhood {
+		n := "neighbourhood"
+		if b.Failures > 0 {
+			n += fmt.Sprintf(" (%d of its addresses banned)", b.Failures)
+		}
+		notes = append(notes, n)
 	}
 	if !b.Applied {
 		notes = append(notes, "rule pending")
@@ -554,11 +578,22 @@ func banNote(b control.Ban) string {
 	return strings.Join(notes, ", ")
 }
 
+// ordinalTimes says how many times: "twice", "3 times".
+func ordinalTimes(n int) string {
+	if n == 2 {
+		return "twice"
+	}
+	return fmt.Sprintf("%d times", n)
+}
+
 func printBan(w io.Writer, b control.Ban, now time.Time) {
 	if b.End == nil {
 		fmt.Fprintf(w, "%s: banned %s permanently", b.Jail, b.Target)
 	} else {
 		fmt.Fprintf(w, "%s: banned %s until %s (%s)", b.Jail, b.Target, fmtTime(*b.End), fmtSpan(b.End.Sub(now)))
+	}
+	if b.Count > 1 {
+		fmt.Fprintf(w, "; banned %s", ordinalTimes(b.Count))
 	}
 	if !b.Applied {
 		fmt.Fprint(w, "; the firewall rule is pending")

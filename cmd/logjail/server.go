@@ -21,19 +21,28 @@ var version = "dev"
 type serverFlags struct {
 	config, socket, group, state string
 	logLevel, logFormat          string
+	keepOnStop                   bool
 }
 
 func newServerCmd() *cobra.Command {
 	var f serverFlags
 	cmd := &cobra.Command{
-		Use:   "server [--config DIR] [--socket PATH] [--state DIR]",
+		Use:   "server [--config DIR] [--socket PATH] [--state DIR] [--keep-on-stop]",
 		Short: "Run the daemon in the foreground (systemd runs it)",
 		Long: `Run the ban daemon in the foreground: read jail.conf, jail.d/*.conf, jail.local and
 jail.d/*.local from the configuration directory, start every enabled jail, and serve the client
 commands on the control socket. SIGTERM or SIGINT stops it and removes every firewall rule and
-chain it made; SIGHUP reloads the configuration (a configuration with errors is rejected and the
-running one stays). A jail whose configuration is broken is reported and the others run; the
-server refuses to start only when no jail can.`,
+chain it made, unless --keep-on-stop leaves them in place for the next start to adopt (the
+systemd unit's choice: the bans then hold throughout a restart). SIGHUP reloads the
+configuration (a configuration with errors is rejected and the running one stays). A jail whose
+configuration is broken is reported and the others run; the server refuses to start only when
+no jail can.
+
+The bans, their history and the read position of every log file are kept in
+STATE/logjail.db (SQLite). At start each jail adopts the rules the firewall still holds and
+reconciles them with the database: a ban still in force stays (or is put back) until its
+original end, one that ran out meanwhile goes, and a rule for no ban is removed. Logs resume
+where they were left; a log rotated meanwhile is read from its start.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServer(cmd.Context(), f)
@@ -44,6 +53,7 @@ server refuses to start only when no jail can.`,
 	fl.StringVar(&f.socket, "socket", control.DefaultSocket, "control socket")
 	fl.StringVar(&f.group, "socket-group", "", "group allowed to use the control socket (mode 0660); default root only (0600)")
 	fl.StringVar(&f.state, "state", "/var/lib/logjail", "state directory")
+	fl.BoolVar(&f.keepOnStop, "keep-on-stop", false, "leave the firewall rules in place at stop, for the next start to adopt")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	return cmd
@@ -78,7 +88,8 @@ func runServer(ctx context.Context, f serverFlags) error {
 	}
 	defer ln.Close() // removes the socket, if it is still ours
 
-	d := daemon.New(daemon.Options{ConfigDir: f.config, StateDir: f.state, Version: version, Logger: logger})
+	d := daemon.New(daemon.Options{ConfigDir: f.config, StateDir: f.state, Version: version, Logger: logger,
+		KeepOnStop: f.keepOnStop})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	served := make(chan error, 1)

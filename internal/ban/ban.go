@@ -163,6 +163,11 @@ type JailStats struct {
 	// Neighbourhoods counts the prefixes banned because enough of their
 	// addresses were (subnet.*), since the jail was added.
 	Neighbourhoods int64
+	// Repeat counts the bans in force of targets banned before (Count > 1).
+	Repeat int
+	// NextEnd is when the next ban in force ends (zero: none, or only
+	// permanent ones).
+	NextEnd time.Time
 }
 
 // IgnoredError is returned by Ban for a target the ignore list protects.
@@ -854,6 +859,14 @@ func (m *Manager) Stats(jail string) JailStats {
 		s.Refused += j.refused
 		s.ActionErrors += j.actionErrors
 		s.Neighbourhoods += j.neighbourhoods
+		for _, e := range j.bans {
+			if e.ban.Count > 1 {
+				s.Repeat++
+			}
+			if end := e.ban.End; !end.IsZero() && (s.NextEnd.IsZero() || end.Before(s.NextEnd)) {
+				s.NextEnd = end
+			}
+		}
 		if j.lastErr != "" && !j.lastErrAt.Before(lastAt) {
 			s.LastError, lastAt = j.lastErr, j.lastErrAt
 		}

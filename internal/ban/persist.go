@@ -30,8 +30,8 @@ type Store interface {
 	EndBanAsync(jail string, target netip.Prefix, at time.Time, reason string, done func(error))
 	// BanCount counts the earlier bans of addr, for repeat offenders.
 	BanCount(jail string, addr netip.Addr, since time.Time, allJails bool) (int, error)
-	// ActiveBans returns every ban in force, for a jail that starts.
-	ActiveBans() ([]store.Ban, error)
+	// JailBans returns the bans in force of a jail, for when it starts.
+	JailBans(jail string) ([]store.Ban, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -64,8 +64,8 @@ func (m *Manager) persist(submit func(done func(error)), what string, then func(
 		if err != nil {
 			m.storeFailed(what, err)
 		}
+		early = err // before the swap that publishes it; read only if the swap wins
 		if state.CompareAndSwap(0, 2) {
-			early = err
 			return
 		}
 		m.mu.Lock()
@@ -114,7 +114,7 @@ func (m *Manager) restoreBans(name string) []Ban {
 	if m.store == nil {
 		return nil
 	}
-	all, err := m.store.ActiveBans()
+	all, err := m.store.JailBans(name)
 	if err != nil {
 		m.log.Error("read the bans in force from the state database: the jail starts without them", "jail", name, "err", err)
 		return nil

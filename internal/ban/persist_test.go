@@ -97,12 +97,14 @@ func (s *memStore) BanCount(jail string, a netip.Addr, since time.Time, all bool
 	return s.counts[a], nil
 }
 
-func (s *memStore) ActiveBans() ([]store.Ban, error) {
+func (s *memStore) JailBans(jail string) ([]store.Ban, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []store.Ban
 	for _, b := range s.active {
-		out = append(out, b)
+		if b.Jail == jail {
+			out = append(out, b)
+		}
 	}
 	return out, nil
 }

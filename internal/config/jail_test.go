@@ -47,7 +47,7 @@ func TestJailBuiltinDefaults(t *testing.T) {
 		BanAction:  "iptables-multiport",
 		Actions:    []ActionRef{{Name: "iptables-multiport", Options: map[string]string{"port": "0:65535", "protocol": "tcp", "chain": "INPUT"}}},
 		Subnet:     SubnetLimit{FindTime: 10 * time.Minute, Prefix4: 24, Prefix6: 64},
-		DBPurgeAge: 24 * time.Hour, MaxTracked: 100000,
+		DBPurgeAge: 30 * 24 * time.Hour, MaxTracked: 100000,
 	}
 	if diff := cmp.Diff(want, j, cmpopts.IgnoreFields(ActionRef{}, "Pos")); diff != "" {
 		t.Errorf("jail mismatch (-want +got):\n%s", diff)

@@ -123,7 +123,7 @@ func builtinDefaults(dir string) map[string]string {
 		"subnet.findtime":      "%(findtime)s",
 		"subnet.prefix4":       "24",
 		"subnet.prefix6":       "64",
-		"dbpurgeage":           "1d",
+		"dbpurgeage":           "30d", // fail2ban: 1d; repeat offenders need a longer history
 		"maxtracked":           "100000",
 		// fail2ban adds these to [DEFAULT] before it reads the jails.
 		"fail2ban_version":  "1.0.2",

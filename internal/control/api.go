@@ -23,11 +23,15 @@ type Service interface {
 
 // StatusReply answers `logjail status [JAIL]`.
 type StatusReply struct {
-	Version string       `json:"version"`
-	PID     int          `json:"pid"`
-	Started time.Time    `json:"started"`
-	Config  string       `json:"config"` // the configuration directory
-	Jails   []JailStatus `json:"jails"`  // sorted by name; only the asked jail when one was named
+	Version string    `json:"version"`
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+	Config  string    `json:"config"` // the configuration directory
+	// State is the state database (bans, history, log positions); StateError says why there
+	// is none (bans then do not survive a restart).
+	State      string       `json:"state,omitempty"`
+	StateError string       `json:"state_error,omitempty"`
+	Jails      []JailStatus `json:"jails"` // sorted by name; only the asked jail when one was named
 	// Broken lists the jails that are configured and enabled but not running, with why.
 	Broken []BrokenJail `json:"broken,omitempty"`
 }
@@ -55,11 +59,17 @@ type JailStatus struct {
 	Banned       int          `json:"banned"`       // in force now
 	TotalBanned  int64        `json:"total_banned"` // since start
 	Refused      int64        `json:"refused"`      // ban orders refused by the ignore list
-	MaxRetry     int          `json:"maxretry"`
-	FindTime     Duration     `json:"findtime"`
-	BanTime      Duration     `json:"bantime"`            // -1: permanent
-	Warnings     []string     `json:"warnings,omitempty"` // health: stopped matching, no dates, log gone
-	Errors       []string     `json:"errors,omitempty"`   // action failures, unreadable files
+	// Repeat counts the bans in force of repeat offenders (banned before); Neighbourhoods the
+	// prefixes banned since start because enough of their addresses were (subnet.*).
+	Repeat         int   `json:"repeat"`
+	Neighbourhoods int64 `json:"neighbourhoods"`
+	// NextUnban is when the next ban in force ends (nil: none, or only permanent ones).
+	NextUnban *time.Time `json:"next_unban,omitempty"`
+	MaxRetry  int        `json:"maxretry"`
+	FindTime  Duration   `json:"findtime"`
+	BanTime   Duration   `json:"bantime"`            // -1: permanent
+	Warnings  []string   `json:"warnings,omitempty"` // health: stopped matching, no dates, log gone
+	Errors    []string   `json:"errors,omitempty"`   // action failures, unreadable files
 }
 
 // FileStatus is one followed log file.
@@ -86,7 +96,9 @@ type Ban struct {
 	Lines    []string   `json:"lines,omitempty"` // the log lines that caused it
 	Applied  bool       `json:"applied"`         // the kernel rule is in
 	Error    string     `json:"error,omitempty"` // the last action error for it
-	Count    int        `json:"count,omitempty"` // times banned (issue 4: repeat offenders)
+	Count    int        `json:"count,omitempty"` // times banned, this ban included (repeat offenders)
+	// Neighbourhood: a prefix banned because enough of its addresses were (subnet.*).
+	Neighbourhood bool `json:"neighbourhood,omitempty"`
 }
 
 // BannedReply answers `logjail banned [JAIL]`.

@@ -131,6 +131,19 @@ func buildJail(j *config.Jail, diags config.Diags) (*builtJail, []string) {
 		BanTime:    j.BanTime,
 		IgnoreNets: append([]netip.Prefix(nil), j.IgnoreNets...),
 		IgnoreSelf: j.IgnoreSelf,
+		Increment:  j.BanTimeIncrement,
+		Subnet:     j.Subnet,
+	}
+	if err := ban.CheckBanTimeIncrement(j.BanTimeIncrement); err != nil {
+		var ie *ban.IncrementError
+		key := "bantime.increment"
+		if errors.As(err, &ie) {
+			key = ie.Key
+		}
+		return nil, []string{fmt.Sprintf("%s: jail %s: %v", posOf(j, key), j.Name, err)}
+	}
+	if j.BanTimeIncrement.Enabled && j.BanTime == config.Forever {
+		b.warnings = append(b.warnings, "bantime.increment has no effect: bantime is permanent already")
 	}
 	if len(j.IgnoreHosts) > 0 {
 		b.warnings = append(b.warnings, fmt.Sprintf("ignoreip host names are not resolved, use addresses: %s", strings.Join(j.IgnoreHosts, " ")))

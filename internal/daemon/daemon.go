@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/logjail/logjail/internal/action"
@@ -19,7 +21,14 @@ import (
 	"github.com/logjail/logjail/internal/clock"
 	"github.com/logjail/logjail/internal/config"
 	"github.com/logjail/logjail/internal/jail"
+	"github.com/logjail/logjail/internal/store"
 )
+
+// StateFile is the state database's name in the state directory.
+const StateFile = "logjail.db"
+
+// purgeEvery is how often the history older than dbpurgeage is deleted.
+const purgeEvery = time.Hour
 
 // Options configure a Daemon.
 type Options struct {
@@ -36,6 +45,10 @@ type Options struct {
 	Jail jail.Options
 	// StopTimeout bounds the removal of the firewall state at stop.
 	StopTimeout time.Duration
+	// KeepOnStop leaves every jail's rules in the kernel at stop, for the next start to adopt
+	// (server --keep-on-stop): the bans hold throughout a restart. The next start reconciles
+	// them with the state database either way.
+	KeepOnStop bool
 }
 
 // Daemon is one running logjail server.
@@ -44,6 +57,12 @@ type Daemon struct {
 	log     *slog.Logger
 	mgr     *ban.Manager
 	started time.Time
+	// st is the state database under StateDir; nil without one (no StateDir, or it could not
+	// be opened: stErr says why, and bans then do not survive a restart).
+	st    *store.Store
+	stErr error
+	// purgeAge is the configuration's dbpurgeage (a time.Duration; 0: never purge).
+	purgeAge atomic.Int64
 
 	reloadMu sync.Mutex // one reload at a time
 
@@ -80,8 +99,22 @@ func New(o Options) *Daemon {
 	}
 	o.Ban.Clock, o.Ban.Logger = o.Clock, o.Logger
 	o.Jail.Clock, o.Jail.Logger = o.Clock, o.Logger
+	// Every start adopts what the kernel holds and reconciles it with the state database:
+	// after a stop that kept the rules, or a crash, no ban is lifted and put back.
+	o.Ban.Executor.KeepOnStart = true
+	o.Ban.Executor.KeepOnStop = o.KeepOnStop
+	var st *store.Store
+	var stErr error
+	if o.StateDir != "" && o.Ban.Store == nil {
+		path := filepath.Join(o.StateDir, StateFile)
+		if st, stErr = store.Open(path, store.Options{Logger: o.Logger, Clock: o.Clock}); stErr == nil {
+			o.Ban.Store = st
+		}
+	}
 	return &Daemon{
 		o:       o,
+		st:      st,
+		stErr:   stErr,
 		log:     o.Logger,
 		mgr:     ban.New(o.Ban),
 		jails:   map[string]*runningJail{},
@@ -110,6 +143,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("configuration %s: %w", d.o.ConfigDir, diags.Err())
 	}
 	d.logDiags(diags)
+	d.purgeAge.Store(int64(purgeAge(cfg)))
+	if d.stErr != nil {
+		d.log.Error("no state database: bans will not survive a restart", "err", d.stErr)
+	}
+	if d.st != nil {
+		defer func() {
+			if err := d.st.Close(); err != nil {
+				d.log.Error("close the state database", "err", err)
+			}
+		}()
+	}
 
 	mgrCtx, mgrCancel := context.WithCancel(context.WithoutCancel(ctx))
 	mgrDone := make(chan error, 1)
@@ -155,7 +199,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("no jail can start:\n  %s", strings.Join(brokenMsgs, "\n  "))
 	}
 	d.log.Info("logjail started", "jails", running, "broken", len(brokenMsgs), "config", d.o.ConfigDir)
+	d.endOrphans()
 	close(d.ready)
+	purgeCtx, purgeCancel := context.WithCancel(context.Background())
+	purgeDone := make(chan struct{})
+	go func() {
+		defer close(purgeDone)
+		d.purgeLoop(purgeCtx)
+	}()
+	defer func() {
+		purgeCancel()
+		<-purgeDone
+	}()
 
 	select {
 	case <-ctx.Done():
@@ -267,4 +322,78 @@ func (d *Daemon) runningJails() []*runningJail {
 	}
 	sort.Slice(out, func(i, k int) bool { return out[i].b.spec.Name < out[k].b.spec.Name })
 	return out
+}
+
+// endOrphans ends, in the state database, the bans in force of jails that are neither running
+// nor broken: jails removed from the configuration or disabled while the daemon was down. A
+// broken jail keeps its bans for when it is fixed.
+func (d *Daemon) endOrphans() {
+	if d.st == nil {
+		return
+	}
+	bans, err := d.st.ActiveBans()
+	if err != nil {
+		d.log.Error("read the bans in force", "err", err)
+		return
+	}
+	d.mu.Lock()
+	keep := make(map[string]bool, len(d.jails)+len(d.broken))
+	for name := range d.jails {
+		keep[name] = true
+	}
+	for name := range d.broken {
+		keep[name] = true
+	}
+	d.mu.Unlock()
+	now := d.o.Clock.Now()
+	ended := map[string]int{}
+	for _, b := range bans {
+		if keep[b.Jail] {
+			continue
+		}
+		ended[b.Jail]++
+		d.st.EndBanAsync(b.Jail, b.Target, now, ban.ReasonJailRemoved, nil)
+	}
+	for name, n := range ended {
+		d.log.Warn("bans of a jail that is no longer configured or enabled ended in the state database; "+
+			"a chain it left in the firewall (server --keep-on-stop) is not removed", "jail", name, "bans", n,
+			"chain", "lj-"+name)
+	}
+}
+
+// purgeAge is how long the history is kept: the longest dbpurgeage of any jail (a jail's
+// history is one table); 0: never purged.
+func purgeAge(cfg *config.Config) time.Duration {
+	var age time.Duration
+	for _, j := range cfg.Jails {
+		a := time.Duration(j.DBPurgeAge)
+		if j.DBPurgeAge == config.Forever {
+			return 0
+		}
+		age = max(age, a)
+	}
+	return age
+}
+
+// purgeLoop deletes the history older than dbpurgeage now and every purgeEvery.
+func (d *Daemon) purgeLoop(ctx context.Context) {
+	if d.st == nil {
+		return
+	}
+	for {
+		if age := time.Duration(d.purgeAge.Load()); age > 0 {
+			n, err := d.st.Purge(d.o.Clock.Now().Add(-age))
+			switch {
+			case err != nil:
+				d.log.Error("purge the ban history", "err", err)
+			case n > 0:
+				d.log.Info("ban history purged", "bans", n, "older_than", age)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.o.Clock.After(purgeEvery):
+		}
+	}
 }

@@ -63,6 +63,9 @@ func (d *Daemon) Reload(name string) (*control.ReloadReply, error) {
 		return nil, fmt.Errorf("%w: configuration rejected, the running one stays:\n  %s", control.ErrBadRequest, strings.Join(errs, "\n  "))
 	}
 	d.logDiags(warningsOnly(diags))
+	if name == "" {
+		d.purgeAge.Store(int64(purgeAge(cfg)))
+	}
 
 	reply := &control.ReloadReply{}
 	ctx := context.Background()

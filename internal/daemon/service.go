@@ -36,6 +36,9 @@ func wireBan(b ban.Ban) control.Ban {
 		Lines:    b.Lines,
 		Applied:  b.Applied,
 		Error:    b.Err,
+		Count:    b.Count,
+
+		Neighbourhood: b.Neighbourhood(),
 	}
 	if !b.End.IsZero() {
 		e := b.End
@@ -184,6 +187,11 @@ func (d *Daemon) Explain(s string) (*control.ExplainReply, error) {
 // Status reports the daemon and its jails.
 func (d *Daemon) Status(name string) (*control.StatusReply, error) {
 	out := &control.StatusReply{Version: d.o.Version, PID: os.Getpid(), Started: d.started, Config: d.o.ConfigDir}
+	if d.st != nil {
+		out.State = d.st.Path()
+	} else if d.stErr != nil {
+		out.StateError = d.stErr.Error()
+	}
 	found := false
 	for _, r := range d.runningJails() {
 		if name != "" && r.b.spec.Name != name {
@@ -226,11 +234,18 @@ func (d *Daemon) jailStatus(r *runningJail) control.JailStatus {
 		Banned:       bs.Banned,
 		TotalBanned:  bs.TotalBanned,
 		Refused:      bs.Refused,
-		MaxRetry:     s.MaxRetry,
-		FindTime:     control.Duration(s.FindTime),
-		BanTime:      control.Duration(r.b.banSpec.BanTime),
-		Warnings:     append(append([]string(nil), r.b.warnings...), s.Warnings...),
-		Errors:       append([]string(nil), s.Errors...),
+
+		Repeat:         bs.Repeat,
+		Neighbourhoods: bs.Neighbourhoods,
+		MaxRetry:       s.MaxRetry,
+		FindTime:       control.Duration(s.FindTime),
+		BanTime:        control.Duration(r.b.banSpec.BanTime),
+		Warnings:       append(append([]string(nil), r.b.warnings...), s.Warnings...),
+		Errors:         append([]string(nil), s.Errors...),
+	}
+	if !bs.NextEnd.IsZero() {
+		t := bs.NextEnd
+		js.NextUnban = &t
 	}
 	if !s.LastFailure.IsZero() {
 		t := s.LastFailure

@@ -253,6 +253,12 @@ func (s *Store) ActiveBans() ([]Ban, error) {
 	return s.queryBans(`SELECT ` + banColumns + ` FROM ban INDEXED BY ban_active WHERE ended_at IS NULL`)
 }
 
+// JailBans returns the bans in force of one jail (expired ones included),
+// sorted like ActiveBans: what a jail adopts when it starts.
+func (s *Store) JailBans(jail string) ([]Ban, error) {
+	return s.queryBans(`SELECT `+banColumns+` FROM ban INDEXED BY ban_active WHERE jail = ? AND ended_at IS NULL`, jail)
+}
+
 // ExpiredActive returns the bans in force whose End is at or before now:
 // those that ran out while nobody ended them (the daemon was down).
 func (s *Store) ExpiredActive(now time.Time) ([]Ban, error) {

@@ -704,3 +704,31 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Errorf("OpenReadOnly moved the garbage: %v", err)
 	}
 }
+
+func TestJailBans(t *testing.T) {
+	s := openTest(t)
+	for i, b := range []Ban{
+		{Jail: "sshd", Target: pfx("192.0.2.2"), Start: t0.Add(2 * time.Minute), End: t0.Add(time.Hour)},
+		{Jail: "web", Target: pfx("192.0.2.1"), Start: t0, End: t0.Add(time.Hour)},
+		{Jail: "sshd", Target: pfx("192.0.2.1"), Start: t0.Add(time.Minute)},
+		{Jail: "sshd", Target: pfx("192.0.2.3"), Start: t0, End: t0.Add(time.Hour)},
+	} {
+		if err := s.PutBan(b); err != nil {
+			t.Fatalf("PutBan %d: %v", i, err)
+		}
+	}
+	if err := s.EndBan("sshd", pfx("192.0.2.3"), t0.Add(3*time.Minute), "manual"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.JailBans("sshd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, b := range got {
+		names = append(names, b.Jail+" "+b.Target.String())
+	}
+	if diff := cmp.Diff([]string{"sshd 192.0.2.1/32", "sshd 192.0.2.2/32"}, names); diff != "" {
+		t.Errorf("JailBans(sshd) (-want +got):\n%s", diff)
+	}
+}
