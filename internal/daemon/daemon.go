@@ -238,7 +238,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // startJail registers b with the ban manager (starting its backend) and starts its goroutine.
 func (d *Daemon) startJail(ctx context.Context, b *builtJail) error {
-	be, err := d.o.NewBackend(b.backend, d.log.With("jail", b.spec.Name))
+	be, err := d.o.NewBackend(b.backend, d.log) // the backend names its jail itself
 	if err != nil {
 		return fmt.Errorf("action %s: %w", b.backend.Action, err)
 	}

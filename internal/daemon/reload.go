@@ -150,7 +150,7 @@ func (d *Daemon) restartJail(ctx context.Context, r *runningJail, nb *builtJail)
 	sctx, cancel := context.WithTimeout(ctx, d.o.StopTimeout)
 	defer cancel()
 	if nb.actionFP != r.b.actionFP {
-		nbe, e := d.o.NewBackend(nb.backend, d.log.With("jail", nb.spec.Name))
+		nbe, e := d.o.NewBackend(nb.backend, d.log)
 		if e != nil {
 			err = fmt.Errorf("action %s: %w", nb.backend.Action, e)
 		} else {

@@ -736,6 +736,7 @@ type daemon struct {
 	sock   string
 	state  string
 	wrap   []string // runs the daemon under this command (setpriv ...), inside the namespace
+	flags  []string // more server flags (--keep-on-stop), for every start
 	logs   *syncBuffer
 	p      *proc
 	starts int
@@ -769,6 +770,7 @@ func (d *daemon) start(jails ...string) {
 	fmt.Fprintf(d.logs, "=== start %d ===\n", d.starts)
 	argv := append([]string{"ip", "netns", "exec", d.tp.srv}, d.wrap...)
 	argv = append(argv, built.logjail, "server", "--config", d.conf, "--socket", d.sock, "--state", d.state, "--log-level", "debug")
+	argv = append(argv, d.flags...)
 	d.p = startProc(t, "logjail server", d.logs, argv...)
 	d.waitJails(jails...)
 }

@@ -537,6 +537,9 @@ func (b *Backend) cutConnections(ctx context.Context, path, fam string, t action
 		// conntrack -D exits 1 when no entry matched, which is no failure.
 		// The count on stderr is the only way to tell that from other errors.
 		b.log.Debug("no connections to cut", "target", t)
+	case ctx.Err() != nil:
+		// Stopping: the cut was killed with the daemon's shutdown, not refused.
+		b.log.Debug("connection cut abandoned at stop", "target", t, "err", err)
 	default:
 		b.log.Warn("conntrack failed: established connections stay open", "target", t, "err", err, "output", strings.TrimSpace(string(out)))
 	}
