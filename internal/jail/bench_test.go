@@ -69,10 +69,10 @@ func BenchmarkJailLines(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			s.process(lines[i%len(lines)], read)
 			if i%batchLines == batchLines-1 {
-				j.flush(fl, s)
+				j.flush(fl, s, source.Mark{})
 			}
 		}
-		j.flush(fl, s)
+		j.flush(fl, s, source.Mark{})
 		b.StopTimer()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 		if st := j.Status(); st.LinesRead != int64(b.N) {
@@ -82,7 +82,7 @@ func BenchmarkJailLines(b *testing.B) {
 	b.Run("consume", func(b *testing.B) {
 		j := benchJail(b)
 		fl := &file{done: make(chan struct{})}
-		ch := make(chan []source.Line, 4)
+		ch := make(chan source.Batch, 4)
 		s := newStream(j.spec.Filter, nil, source.DefaultMaxLineSize, DefaultHealthBlock, read)
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -94,7 +94,7 @@ func BenchmarkJailLines(b *testing.B) {
 			for ; i < b.N && len(batch) < source.BatchLines; i++ {
 				batch = append(batch, source.Line{Text: lines[i%len(lines)], Read: read})
 			}
-			ch <- batch
+			ch <- source.Batch{Lines: batch}
 		}
 		close(ch)
 		wg.Wait()
@@ -103,11 +103,11 @@ func BenchmarkJailLines(b *testing.B) {
 	})
 }
 
-type chanFollower chan []source.Line
+type chanFollower chan source.Batch
 
-func (c chanFollower) Batches() <-chan []source.Line { return c }
-func (c chanFollower) Stats() source.FollowStats     { return source.FollowStats{} }
-func (c chanFollower) Stop()                         {}
+func (c chanFollower) Batches() <-chan source.Batch { return c }
+func (c chanFollower) Stats() source.FollowStats    { return source.FollowStats{} }
+func (c chanFollower) Stop()                        {}
 
 // BenchmarkJailFile is the whole jail on a file: the follower reads a 1M-line sshd log (the
 // backlog covers it), the jail matches and counts every line.

@@ -82,9 +82,13 @@ type fakeBanner struct {
 	mu     sync.Mutex
 	orders []ban.Order
 	err    error
+	hook   func(ban.Order) // if set, called first by Ban
 }
 
 func (b *fakeBanner) Ban(o ban.Order) (ban.Ban, error) {
+	if b.hook != nil {
+		b.hook(o)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.orders = append(b.orders, o)

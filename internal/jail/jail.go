@@ -30,6 +30,10 @@
 //   - The lines kept for orders and Explain are those of the Options.RecentAddrs addresses
 //     that failed last; an order for an address that failed slowly among many others may
 //     carry only the line that crossed maxretry.
+//   - With Options.Positions, a position is saved by the file's path. Two jails that follow
+//     one file save their positions under the same path, and both resume from the one saved
+//     last: the lines between the two positions are counted again by one jail, or skipped by
+//     the other. A key of jail and path in the store would remove this.
 //   - The followers send one channel message per line. When matching is the bottleneck and
 //     the follower runs on another core, each receive from the full channel wakes the
 //     follower for one more line: about a quarter of the throughput of one core is lost to
@@ -59,14 +63,20 @@ import (
 	"github.com/logjail/logjail/internal/clock"
 	"github.com/logjail/logjail/internal/filter"
 	"github.com/logjail/logjail/internal/source"
+	"github.com/logjail/logjail/internal/store"
 )
 
 // Defaults of Options.
 const (
-	DefaultGlobInterval = 10 * time.Second
-	DefaultBacklogBytes = 16 << 20
-	DefaultRecentAddrs  = 2048
+	DefaultGlobInterval     = 10 * time.Second
+	DefaultBacklogBytes     = 16 << 20
+	DefaultRecentAddrs      = 2048
+	DefaultPositionInterval = time.Second
 )
+
+// positionSaveWait bounds how long Run waits, when it stops, for the last positions to be
+// committed.
+const positionSaveWait = 5 * time.Second
 
 // batchLines is the most lines a file's goroutine processes before it counts their failures.
 // At about a microsecond a line it bounds the delay a batch adds to a ban to a quarter of a
@@ -101,6 +111,21 @@ type Banner interface {
 
 var _ Banner = (*ban.Manager)(nil)
 
+// Positions keeps how far the jail has counted each log file, so that the next run reads on
+// from there: no failure is counted twice, none is lost while the daemon was down. *store.Store
+// implements it.
+//
+// Position returns the position saved for path, and whether there is one. SavePositionAsync
+// queues a save and returns at once; it calls done (if not nil) once the save is committed or
+// has failed, from another goroutine or from within the call. The jail queues a position only
+// after handing the ban orders of the lines before it to the Banner: with a store whose queue
+// the Banner's ban records share, a position is never committed before the bans its lines
+// caused.
+type Positions interface {
+	Position(path string) (store.Position, bool, error)
+	SavePositionAsync(path string, p store.Position, done func(error))
+}
+
 // Options are the run-time settings of a jail; the zero value is usable.
 type Options struct {
 	Clock  clock.Clock  // default clock.Real()
@@ -122,6 +147,13 @@ type Options struct {
 	// orders and Explain (default 2048; negative: none). See recentLines.
 	RecentAddrs int
 	Health      HealthOptions
+	// Positions, when not nil, keeps the read position of each file. A file whose position was
+	// saved is read on from it, with no backlog (BacklogBytes): what lies before was counted by
+	// the run that saved it. See source.FollowOptions.Resume for a file that changed meanwhile.
+	Positions Positions
+	// PositionInterval is the most often a file's position is saved while lines come (default
+	// 1s); Run saves the last positions once more when it stops.
+	PositionInterval time.Duration
 }
 
 // Jail follows a jail's logs and counts its failures. Create it with New, start it with Run.
@@ -150,6 +182,9 @@ type Jail struct {
 	banErrors  int64
 	lastBanErr string
 	refused    int64
+	posErrors  int64     // failed position saves
+	lastPosErr string    // the last of them
+	posErrLog  time.Time // when one was last logged
 }
 
 // pattern is one logpath.
@@ -179,11 +214,15 @@ type file struct {
 	missingSince time.Time
 	errCount     int64  // the follower's error counts at the last check
 	recentErr    string // the follower's error, when its counts grew since the last check
+	// mark is the position after the last line counted (of a batch whose file was at the
+	// path); dirty until it is handed to Options.Positions.
+	mark  source.Mark
+	dirty bool
 }
 
 // follower is what the jail needs of source.Follower and source.UtmpFollower.
 type follower interface {
-	Batches() <-chan []source.Line
+	Batches() <-chan source.Batch
 	Stats() source.FollowStats
 	Stop()
 }
@@ -263,6 +302,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxLineSize <= 0 {
 		o.MaxLineSize = source.DefaultMaxLineSize
 	}
+	if o.PositionInterval <= 0 {
+		o.PositionInterval = DefaultPositionInterval
+	}
 	o.Health = o.Health.withDefaults()
 	return o
 }
@@ -309,7 +351,8 @@ func (j *Jail) Name() string { return j.spec.Name }
 func (j *Jail) Spec() Spec { return j.spec }
 
 // Run follows the jail's logs until ctx is done, then stops every follower and returns nil once
-// they and their goroutines have ended. A jail runs once; a second Run returns ErrRunning.
+// they and their goroutines have ended (and, with Options.Positions, the last positions are
+// saved). A jail runs once; a second Run returns ErrRunning.
 func (j *Jail) Run(ctx context.Context) error {
 	if !j.started.CompareAndSwap(false, true) {
 		return ErrRunning
@@ -320,20 +363,42 @@ func (j *Jail) Run(ctx context.Context) error {
 	j.lastExpire = now
 	j.tick(ctx, &wg, now)
 	j.log.Info("jail started", "files", j.fileCount(), "backend", j.watch.String())
-	timer := j.clk.NewTimer(j.o.GlobInterval)
+	// One timer serves the ticks and the position saves, so that Run always waits on exactly
+	// one (tests on a fake clock wait until it is armed again).
+	now = j.clk.Now()
+	nextTick, nextSave := now.Add(j.o.GlobInterval), now.Add(j.o.PositionInterval)
+	timer := j.clk.NewTimer(j.nextWake(nextTick, nextSave).Sub(now))
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			cancel() // stops the followers, which close their Lines
 			wg.Wait()
+			j.savePositions(true)
 			j.log.Info("jail stopped")
 			return nil
 		case <-timer.C():
-			j.tick(ctx, &wg, j.clk.Now())
-			timer.Reset(j.o.GlobInterval)
+			now := j.clk.Now()
+			if j.o.Positions != nil && !now.Before(nextSave) {
+				j.savePositions(false)
+				nextSave = now.Add(j.o.PositionInterval)
+			}
+			if !now.Before(nextTick) {
+				j.tick(ctx, &wg, now)
+				now = j.clk.Now()
+				nextTick = now.Add(j.o.GlobInterval)
+			}
+			timer.Reset(j.nextWake(nextTick, nextSave).Sub(now))
 		}
 	}
+}
+
+// nextWake is when Run has something to do next.
+func (j *Jail) nextWake(tick, save time.Time) time.Time {
+	if j.o.Positions != nil && save.Before(tick) {
+		return save
+	}
+	return tick
 }
 
 func (j *Jail) fileCount() int {
@@ -409,6 +474,16 @@ func (j *Jail) start(ctx context.Context, wg *sync.WaitGroup, fl *file) {
 	if j.pollOnly {
 		fo.Watch = source.WatchPoll
 	}
+	if j.o.Positions != nil {
+		p, ok, err := j.o.Positions.Position(fl.path)
+		switch {
+		case err != nil:
+			// Without it the backlog is read: failures may count twice, none is lost.
+			j.log.Warn("cannot read the saved position, reading as if there was none", "file", fl.path, "err", err)
+		case ok:
+			fo.Resume = &p
+		}
+	}
 	f, err := j.follow(ctx, fl.path, utmp, fo)
 	if err != nil && fo.Watch == source.WatchInotify && !errors.Is(err, source.ErrNotRegular) {
 		// inotify unavailable (out of instances, unsupported): polling still works.
@@ -446,36 +521,12 @@ func withWatch(fo source.FollowOptions, w source.WatchMode) source.FollowOptions
 }
 
 func (j *Jail) follow(ctx context.Context, path string, utmp bool, fo source.FollowOptions) (follower, error) {
-	if utmp {
-		u, err := source.FollowUtmp(ctx, path, fo)
-		if err != nil {
-			return nil, err
-		}
-		return newUtmpBatches(u), nil
-	}
 	fo.Batch = true
+	if utmp {
+		return source.FollowUtmp(ctx, path, fo)
+	}
 	return source.Follow(ctx, path, fo)
 }
-
-// utmpBatches hands a btmp follower's records on as batches of one: login failures come a few
-// a second at most.
-type utmpBatches struct {
-	*source.UtmpFollower
-	ch chan []source.Line
-}
-
-func newUtmpBatches(u *source.UtmpFollower) *utmpBatches {
-	b := &utmpBatches{UtmpFollower: u, ch: make(chan []source.Line, 16)}
-	go func() {
-		defer close(b.ch)
-		for l := range u.Lines() {
-			b.ch <- []source.Line{l}
-		}
-	}()
-	return b
-}
-
-func (b *utmpBatches) Batches() <-chan []source.Line { return b.ch }
 
 // isUtmp tells whether path is to be read as utmp records: the jail's filter is btmp's, or the
 // file starts with utmp records, or it is empty or missing and named like one (btmp, wtmp,
@@ -514,13 +565,18 @@ func (j *Jail) consume(wg *sync.WaitGroup, fl *file, f follower, s *stream) {
 		helper = newStream(j.spec.Filter, j.ignoreUser, j.o.MaxLineSize, noBlock, j.clk.Now())
 	}
 	batches := f.Batches()
+	track := j.o.Positions != nil
 	var buf []source.Line
 	for {
 		b, ok := <-batches
 		if !ok {
 			return
 		}
-		buf = b
+		buf = b.Lines
+		var mark source.Mark // of the last batch in buf that has one
+		if track {
+			mark = b.Mark
+		}
 		// Take what else is waiting, up to batchLines, so that one flush counts it all.
 	more:
 		for len(buf) < batchLines {
@@ -529,7 +585,10 @@ func (j *Jail) consume(wg *sync.WaitGroup, fl *file, f follower, s *stream) {
 				if !ok {
 					break more
 				}
-				buf = append(buf, b...)
+				buf = append(buf, b.Lines...)
+				if track && !b.Mark.IsZero() {
+					mark = b.Mark
+				}
 			default:
 				break more
 			}
@@ -554,7 +613,7 @@ func (j *Jail) consume(wg *sync.WaitGroup, fl *file, f follower, s *stream) {
 			}
 		}
 		clear(buf)
-		j.flush(fl, s)
+		j.flush(fl, s, mark)
 		if !ok {
 			return
 		}
@@ -566,8 +625,9 @@ func (j *Jail) consume(wg *sync.WaitGroup, fl *file, f follower, s *stream) {
 const parallelLines = 64
 
 // flush counts the failures s found and adds its counters to the file's and the jail's, then
-// sends the ban orders that resulted.
-func (j *Jail) flush(fl *file, s *stream) {
+// sends the ban orders that resulted. mark, unless zero, is the file's position after the lines
+// counted: it becomes the position to save once the orders are sent.
+func (j *Jail) flush(fl *file, s *stream, mark source.Mark) {
 	c, fails := s.take()
 	orders := s.orders[:0]
 	j.mu.Lock()
@@ -580,6 +640,11 @@ func (j *Jail) flush(fl *file, s *stream) {
 	j.eng.c.add(&c)
 	fl.c.add(&c)
 	fl.h = s.h
+	later := !mark.IsZero()
+	if later && len(orders) == 0 {
+		fl.mark, fl.dirty = mark, true
+		later = false
+	}
 	j.mu.Unlock()
 	clear(fails)
 	for _, o := range orders {
@@ -587,6 +652,92 @@ func (j *Jail) flush(fl *file, s *stream) {
 	}
 	clear(orders)
 	s.orders = orders[:0]
+	if later {
+		// Only now: the Banner has queued the records of the bans (see Positions), and a
+		// position saved before them could outlive them in a crash, with their failures
+		// never read again.
+		j.mu.Lock()
+		fl.mark, fl.dirty = mark, true
+		j.mu.Unlock()
+	}
+}
+
+// savePositions hands the positions that changed since the last save to Options.Positions. With
+// final (Run is returning, the files' goroutines have ended) it waits until they are committed,
+// for at most positionSaveWait.
+func (j *Jail) savePositions(final bool) {
+	if j.o.Positions == nil {
+		return
+	}
+	type save struct {
+		fl   *file
+		mark source.Mark
+	}
+	var saves []save
+	j.mu.Lock()
+	for _, fl := range j.files {
+		if fl.dirty {
+			saves = append(saves, save{fl, fl.mark})
+			fl.dirty = false
+		}
+	}
+	j.mu.Unlock()
+	if len(saves) == 0 {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, sv := range saves {
+		p, ok := sv.mark.Position()
+		if !ok {
+			continue
+		}
+		fl := sv.fl
+		wg.Add(1)
+		j.o.Positions.SavePositionAsync(fl.path, p, func(err error) {
+			if err != nil {
+				j.positionFailed(fl, err)
+			}
+			wg.Done()
+		})
+	}
+	if !final {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return
+	default:
+	}
+	timer := j.clk.NewTimer(positionSaveWait)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C():
+		j.log.Error("positions not saved in time: the next start may count some failures again",
+			"files", len(saves), "waited", positionSaveWait)
+	}
+}
+
+// positionFailed records a failed save of fl's position, to be saved again next time, and logs
+// it at most once a minute: a full disk fails every save.
+func (j *Jail) positionFailed(fl *file, err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	fl.dirty = true // its mark is still the newest, or a newer one waits: save that next time
+	j.posErrors++
+	j.lastPosErr = fmt.Sprintf("save position of %s: %v", fl.path, err)
+	now := j.clk.Now()
+	if !j.posErrLog.IsZero() && now.Sub(j.posErrLog) < time.Minute {
+		return
+	}
+	j.posErrLog = now
+	j.log.Error("cannot save log position: the next start may count some failures again",
+		"file", fl.path, "failed_saves", j.posErrors, "err", err)
 }
 
 func (j *Jail) order(o ban.Order) {
@@ -702,6 +853,9 @@ func (j *Jail) Status() Status {
 	}
 	if j.banErrors > 0 {
 		st.Errors = append(st.Errors, fmt.Sprintf("%d ban orders failed, the last: %s", j.banErrors, j.lastBanErr))
+	}
+	if j.posErrors > 0 {
+		st.Errors = append(st.Errors, fmt.Sprintf("%d position saves failed, the last: %s", j.posErrors, j.lastPosErr))
 	}
 	for _, k := range sortedKeys(j.warnings) {
 		st.Warnings = append(st.Warnings, j.warnings[k])

@@ -18,6 +18,7 @@ import (
 	"github.com/logjail/logjail/internal/ban"
 	"github.com/logjail/logjail/internal/clock"
 	"github.com/logjail/logjail/internal/filter"
+	"github.com/logjail/logjail/internal/source"
 )
 
 func TestNewErrors(t *testing.T) {
@@ -384,8 +385,9 @@ func TestExplain(t *testing.T) {
 	if x := h.j.Explain(addr("192.0.2.99")); x.Failures != 0 || !x.ResetsAt.IsZero() || x.Lines != nil {
 		t.Errorf("Explain of an unknown address = %+v", x)
 	}
-	// The first failure leaves the window: only the second counts.
-	h.clk.Advance(9*time.Minute + 30*time.Second)
+	// The first failure leaves the window: only the second counts. (h.tick waits for Run to
+	// re-arm its timer: a bare Advance raced with the next step's.)
+	h.tick(9*time.Minute + 30*time.Second)
 	x = h.j.Explain(addr("192.0.2.12"))
 	if x.Failures != 1 || len(x.Lines) != 1 || x.Lines[0] != want.Lines[1] {
 		t.Errorf("Explain after 9m30s = %+v", x)
@@ -539,7 +541,7 @@ func TestNoAllocationPerLine(t *testing.T) {
 	hit := strings.TrimSuffix(sshLine(t0, "root", "192.0.2.1"), "\n")
 	for range 100 { // warm up: the address is tracked and has its lines
 		s.process(hit, t0)
-		j.flush(fl, s)
+		j.flush(fl, s, source.Mark{})
 	}
 	for _, tc := range []struct{ name, line string }{{"miss", miss}, {"tracked failure", hit}} {
 		// Mean allocations over many lines, with fractions: the filter's own amortised
@@ -547,7 +549,7 @@ func TestNoAllocationPerLine(t *testing.T) {
 		filterAllocs := allocsPerCall(5000, func() { m.Process(tc.line, t0) })
 		jailAllocs := allocsPerCall(5000, func() {
 			s.process(tc.line, t0)
-			j.flush(fl, s)
+			j.flush(fl, s, source.Mark{})
 		})
 		t.Logf("%s: jail %.2f allocations a line, filter alone %.2f", tc.name, jailAllocs, filterAllocs)
 		if jailAllocs > filterAllocs+0.5 {

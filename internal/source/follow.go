@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/logjail/logjail/internal/store"
 )
 
 // Why this follower does not use github.com/nxadm/tail.
@@ -50,10 +52,10 @@ const (
 )
 
 const (
-	maxMaxLineSize = 16 << 20 // upper bound of FollowOptions.MaxLineSize: it sizes a buffer
-	readSize       = 64 << 10 // bytes asked for by each read; one pread per ~650 lines of 100 bytes
-	headSize       = 1024     // bytes of the file's head kept to detect copytruncate
-	linesCap       = 1024     // buffer of the Lines channel
+	maxMaxLineSize = 16 << 20      // upper bound of FollowOptions.MaxLineSize: it sizes a buffer
+	readSize       = 64 << 10      // bytes asked for by each read; one pread per ~650 lines of 100 bytes
+	headSize       = store.MaxHead // bytes of the file's head kept to detect copytruncate, and in Marks
+	linesCap       = 1024          // buffer of the Lines channel
 	// BatchLines is the most lines in one slice sent on Batches.
 	BatchLines = 256
 	batchesCap = linesCap / BatchLines // buffer of the Batches channel
@@ -141,8 +143,15 @@ type FollowOptions struct {
 	// Batch sends the lines in slices on Batches instead of one by one on Lines (which is then
 	// nil): up to BatchLines lines a slice, at least one slice per read, the newest lines never
 	// held back. A busy reader pays one channel operation per slice rather than per line.
-	// The receiver owns each slice.
+	// The receiver owns each slice. Each slice comes with the Mark to save once it is processed.
 	Batch bool
+	// Resume is the position saved for the path by an earlier follower (Mark.Position). If the
+	// file at the path when Follow is called is the same file (device, inode and first bytes,
+	// see store.Position), reading starts at Resume.Offset, or at 0 if the file is now shorter;
+	// FromStart and BacklogBytes are not used, since what comes before the offset was read
+	// before. Any other file was rotated or replaced meanwhile and is read from its start. A
+	// missing file is waited for and read from its start, as without Resume.
+	Resume *store.Position
 	// Now stamps Line.Read and times RotateWait. The default is time.Now.
 	Now func() time.Time
 }
@@ -159,7 +168,7 @@ type FollowStats struct {
 	ReadErrors     int64  // failed reads of an open file
 	LastError      string // text of the last error; kept after recovery
 	Exists         bool   // the path named a regular file at the last check
-	Offset         int64  // input of the current file consumed up to here (a position to save)
+	Offset         int64  // input of the current file consumed up to here (read ahead of the receiver: save Batch.Mark)
 }
 
 // Follower follows one text log file, like tail -F. It reads complete lines and survives
@@ -209,14 +218,11 @@ type FollowStats struct {
 //     the follower noticed the rotation. A line still incomplete at that point is dropped
 //     (DroppedPartial). So is an incomplete line at a truncation.
 //   - Lines of a rotated file read during RotateWait can come after lines of the new file.
-//     Their Offset is in the old file.
+//     Their Offset is in the old file, and their Batches carry no Mark.
 type Follower struct {
-	path  string
-	o     FollowOptions
-	lines chan Line
-	// With Batch: batches replaces lines, and pending collects the next slice (run goroutine).
-	batches chan []Line
-	pending []Line
+	path string
+	o    FollowOptions
+	out  sender // the run goroutine's
 
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -270,14 +276,10 @@ func Follow(ctx context.Context, path string, o FollowOptions) (*Follower, error
 		path:     path,
 		o:        o,
 		counters: counters{log: o.Logger.With("file", path)},
+		out:      newSender(o.Batch),
 		done:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		syncReq:  make(chan chan struct{}),
-	}
-	if o.Batch {
-		f.batches = make(chan []Line, batchesCap)
-	} else {
-		f.lines = make(chan Line, linesCap)
 	}
 	l, err := f.open()
 	switch {
@@ -286,7 +288,7 @@ func Follow(ctx context.Context, path string, o FollowOptions) (*Follower, error
 	case err != nil:
 		return nil, fmt.Errorf("follow: %w", err)
 	default:
-		if err := l.position(o); err != nil {
+		if err := f.position(l); err != nil {
 			l.close()
 			return nil, fmt.Errorf("follow %s: %w", path, err)
 		}
@@ -340,11 +342,11 @@ func (o FollowOptions) withDefaults() (FollowOptions, error) {
 
 // Lines returns the lines read. The Follower closes it when it stops; the caller never does.
 // While nobody receives, the follower waits and nothing is lost: the data stays in the file.
-func (f *Follower) Lines() <-chan Line { return f.lines }
+func (f *Follower) Lines() <-chan Line { return f.out.lines }
 
 // Batches returns the lines read, in slices, when FollowOptions.Batch is set (else nil). The
 // Follower closes it when it stops.
-func (f *Follower) Batches() <-chan []Line { return f.batches }
+func (f *Follower) Batches() <-chan Batch { return f.out.batches }
 
 // Stop stops the follower and waits until its goroutines have ended and Lines is closed.
 // It may be called more than once, and after the context is done.
@@ -419,11 +421,7 @@ func (f *Follower) shutdown() {
 	for _, l := range f.old {
 		l.close()
 	}
-	if f.batches != nil {
-		close(f.batches)
-	} else {
-		close(f.lines)
-	}
+	f.out.close()
 	close(f.done)
 }
 
@@ -637,6 +635,9 @@ func (f *Follower) scan(ctx context.Context, l *openLog) bool {
 	maxLine := f.o.MaxLineSize
 	var sent, cut int64
 	p := 0
+	if !f.out.from(ctx, l.fid, l.head, l == f.cur) {
+		return false
+	}
 	for p < len(buf) {
 		i := bytes.IndexByte(buf[p:], '\n')
 		if l.skip != skipNone {
@@ -646,7 +647,7 @@ func (f *Follower) scan(ctx context.Context, l *openLog) bool {
 			}
 			p += i + 1
 			if l.skip == skipCut {
-				if !f.send(ctx, Line{Text: l.cut, File: f.path, Offset: l.cutOff, Read: now}) {
+				if !f.out.send(ctx, Line{Text: l.cut, File: f.path, Offset: l.cutOff, Read: now}, base+int64(p)) {
 					return false
 				}
 				sent++
@@ -670,13 +671,13 @@ func (f *Follower) scan(ctx context.Context, l *openLog) bool {
 		} else if len(text) > 0 && text[len(text)-1] == '\r' {
 			text = text[:len(text)-1]
 		}
-		if !f.send(ctx, Line{Text: string(text), File: f.path, Offset: base + int64(p), Read: now}) {
+		if !f.out.send(ctx, Line{Text: string(text), File: f.path, Offset: base + int64(p), Read: now}, base+int64(p+i+1)) {
 			return false
 		}
 		sent++
 		p += i + 1
 	}
-	if !f.flush(ctx) {
+	if !f.out.flush(ctx) {
 		return false
 	}
 	l.n = copy(l.buf, buf[p:])
@@ -689,20 +690,6 @@ func (f *Follower) scan(ctx context.Context, l *openLog) bool {
 	}
 	f.mu.Unlock()
 	return true
-}
-
-func (f *Follower) send(ctx context.Context, line Line) bool {
-	if f.batches != nil {
-		if f.pending == nil {
-			f.pending = make([]Line, 0, BatchLines)
-		}
-		f.pending = append(f.pending, line)
-		if len(f.pending) < BatchLines {
-			return true
-		}
-		return f.flush(ctx)
-	}
-	return sendOn(ctx, f.lines, line)
 }
 
 // sendOn sends v on ch, waiting for room unless ctx is done; it reports whether v was sent.
@@ -719,16 +706,6 @@ func sendOn[T any](ctx context.Context, ch chan<- T, v T) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// flush sends the lines collected for Batches, if any.
-func (f *Follower) flush(ctx context.Context) bool {
-	if len(f.pending) == 0 {
-		return true
-	}
-	b := f.pending
-	f.pending = nil
-	return sendOn(ctx, f.batches, b)
 }
 
 // fail records err, counting it in counter if not nil. It logs err unless *last, the last
@@ -766,7 +743,7 @@ func (f *Follower) open() (*openLog, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &openLog{f: file, id: fi, buf: make([]byte, f.o.MaxLineSize+readSize)}, nil
+	return &openLog{f: file, id: fi, fid: fileKey(fi), buf: make([]byte, f.o.MaxLineSize+readSize)}, nil
 }
 
 // openRegular opens path for reading without blocking (a named pipe would block an open for
@@ -816,6 +793,7 @@ const (
 type openLog struct {
 	f    *os.File
 	id   os.FileInfo // identity, for os.SameFile
+	fid  fileID      // identity, for Marks
 	off  int64       // file offset of the next read
 	buf  []byte      // len MaxLineSize+readSize
 	n    int         // buf[:n] is read but not consumed: an incomplete line, at off-n
@@ -823,9 +801,45 @@ type openLog struct {
 	cut  string // skipCut: the line's first MaxLineSize bytes
 	// cutOff is the file offset of the cut line.
 	cutOff int64
-	head   []byte         // the file's first bytes as read; up to headSize
-	check  [headSize]byte // scratch for headSame
-	until  time.Time      // rotated files: read until then
+	// head is the file's first bytes as read, up to headSize. It is shared with the Marks of
+	// the batches sent, so it is only ever appended to, never written over: restart drops it.
+	head  []byte
+	check [headSize]byte // scratch for headSame
+	until time.Time      // rotated files: read until then
+}
+
+// position sets where reading starts in the file that existed when Follow was called: after the
+// saved position, or as the options say.
+func (f *Follower) position(l *openLog) error {
+	if f.o.Resume == nil {
+		return l.position(f.o)
+	}
+	off, why, err := resumeAt(f.o.Resume, l.f, l.id)
+	if err != nil {
+		return err
+	}
+	f.logResume(off, why)
+	return l.seek(off)
+}
+
+// seek starts reading at off, the end of a line sent by an earlier follower. If the byte before
+// off is not a newline (a position that was not saved at a line end), reading starts at the
+// next line instead, so that no torn line is sent.
+func (l *openLog) seek(off int64) error {
+	if off > 0 {
+		var b [1]byte
+		_, err := l.f.ReadAt(b[:], off-1)
+		switch {
+		case err == io.EOF: // truncated since it was stat'ed: all of it is new
+			off = 0
+		case err != nil:
+			return err
+		case b[0] != '\n':
+			l.skip = skipAlign
+		}
+	}
+	l.off = off
+	return l.readHead()
 }
 
 // position sets where reading starts in a file that existed when Follow was called.
@@ -858,6 +872,12 @@ func (l *openLog) position(o FollowOptions) error {
 			l.off, l.skip = size, skipAlign // inside a line longer than MaxLineSize
 		}
 	}
+	return l.readHead()
+}
+
+// readHead reads the head of a file whose reading starts at l.off > 0: the bytes before it are
+// not read, but a truncation must be found all the same.
+func (l *openLog) readHead() error {
 	h := make([]byte, min(l.off, headSize))
 	n, err := l.f.ReadAt(h, 0)
 	if err != nil && err != io.EOF {
@@ -889,7 +909,7 @@ func (l *openLog) headSame() (bool, error) {
 
 // restart reads the file again from offset 0 (after a truncation).
 func (l *openLog) restart() {
-	l.off, l.n, l.skip, l.cut, l.head = 0, 0, skipNone, "", l.head[:0]
+	l.off, l.n, l.skip, l.cut, l.head = 0, 0, skipNone, "", nil
 }
 
 // pending reports an incomplete line: read, but its newline not yet.

@@ -1188,10 +1188,10 @@ func TestFollowBatch(t *testing.T) {
 				t.Fatal("Batches closed early")
 			}
 			batches++
-			if len(b) == 0 || len(b) > BatchLines {
-				t.Fatalf("a batch of %d lines", len(b))
+			if len(b.Lines) == 0 || len(b.Lines) > BatchLines {
+				t.Fatalf("a batch of %d lines", len(b.Lines))
 			}
-			for _, l := range b {
+			for _, l := range b.Lines {
 				if want := fmt.Sprintf("line %d", next); l.Text != want {
 					t.Fatalf("got %q, want %q", l.Text, want)
 				}

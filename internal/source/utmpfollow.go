@@ -40,9 +40,9 @@ const utmpReadRecords = readSize / UtmpRecordSize
 // reader (counted under UtmpStats, see UtmpReader) until the file is rotated. Lines of a rotated
 // file read during RotateWait can come after lines of the new file, as with Follower.
 type UtmpFollower struct {
-	path  string
-	o     FollowOptions
-	lines chan Line
+	path string
+	o    FollowOptions
+	out  sender // the run goroutine's
 
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -66,20 +66,23 @@ type UtmpFollower struct {
 
 // utmpFile is one open utmp file and the state of reading it.
 type utmpFile struct {
-	f       *os.File
-	id      os.FileInfo
-	off     int64                // file offset of the next record to read; a multiple of UtmpRecordSize
-	head    [UtmpRecordSize]byte // the first record as read, valid when hasHead
-	hasHead bool
-	check   [UtmpRecordSize]byte // scratch for headSame
-	torn    bool                 // the last read ended in an incomplete record
-	until   time.Time            // rotated files: read until then
+	f   *os.File
+	id  os.FileInfo
+	fid fileID
+	off int64 // file offset of the next record to read; a multiple of UtmpRecordSize
+	// head is the first record as read, nil until there is one. Marks share it, so it is
+	// replaced, never written over.
+	head  []byte
+	check [UtmpRecordSize]byte // scratch for headSame
+	torn  bool                 // the last read ended in an incomplete record
+	until time.Time            // rotated files: read until then
 }
 
 // FollowUtmp starts following the utmp file at path and returns at once. The options are those
 // of Follow: Watch, PollInterval, FromStart, BacklogBytes (rounded to whole records), RotateWait,
-// Logger and Now; MaxLineSize is checked but unused. An existing file is positioned before
-// FollowUtmp returns; a missing one is waited for and read from its start when it appears.
+// Logger, Batch, Resume and Now; MaxLineSize is checked but unused. An existing file is
+// positioned before FollowUtmp returns; a missing one is waited for and read from its start when
+// it appears.
 //
 // FollowUtmp fails, without starting anything, on options out of range and when the path names
 // something other than a regular file or cannot be opened for a reason other than not existing.
@@ -96,7 +99,7 @@ func FollowUtmp(ctx context.Context, path string, o FollowOptions) (*UtmpFollowe
 		path:     path,
 		o:        o,
 		counters: counters{log: o.Logger.With("file", path)},
-		lines:    make(chan Line, linesCap),
+		out:      newSender(o.Batch),
 		done:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		syncReq:  make(chan chan struct{}),
@@ -110,7 +113,7 @@ func FollowUtmp(ctx context.Context, path string, o FollowOptions) (*UtmpFollowe
 	case err != nil:
 		return nil, fmt.Errorf("follow utmp: %w", err)
 	default:
-		if err := l.position(o); err != nil {
+		if err := f.position(l); err != nil {
 			l.f.Close()
 			return nil, fmt.Errorf("follow utmp %s: %w", path, err)
 		}
@@ -134,7 +137,11 @@ func FollowUtmp(ctx context.Context, path string, o FollowOptions) (*UtmpFollowe
 }
 
 // Lines returns the records read, rendered as text. The UtmpFollower closes it when it stops.
-func (f *UtmpFollower) Lines() <-chan Line { return f.lines }
+func (f *UtmpFollower) Lines() <-chan Line { return f.out.lines }
+
+// Batches returns the records read, rendered as text, in slices, when FollowOptions.Batch is set
+// (else nil). The UtmpFollower closes it when it stops.
+func (f *UtmpFollower) Batches() <-chan Batch { return f.out.batches }
 
 // Stop stops the follower and waits until its goroutines have ended and Lines is closed. It may
 // be called more than once, and after the context is done.
@@ -220,7 +227,7 @@ func (f *UtmpFollower) shutdown() {
 	for _, l := range f.old {
 		l.f.Close()
 	}
-	close(f.lines)
+	f.out.close()
 	close(f.done)
 }
 
@@ -275,7 +282,7 @@ func (f *UtmpFollower) poll(ctx context.Context) (more, ok bool) {
 		f.pathErr = ""
 		if fi.Size() < f.cur.off {
 			f.truncated(f.cur, "size shrank")
-		} else if f.cur.hasHead {
+		} else if f.cur.head != nil {
 			same, err := f.cur.headSame()
 			if err != nil {
 				f.fail(err, &f.stats.ReadErrors, &f.readErr)
@@ -366,7 +373,7 @@ func (f *UtmpFollower) truncated(l *utmpFile, why string) {
 	}
 	f.stats.Offset = 0
 	f.mu.Unlock()
-	l.off, l.torn, l.hasHead = 0, false, false
+	l.off, l.torn, l.head = 0, false, nil
 }
 
 // read reads the whole records of l from its offset to EOF, or maxPerPoll bytes, and sends
@@ -379,7 +386,7 @@ func (f *UtmpFollower) read(ctx context.Context, l *utmpFile, verify bool) (more
 		at := l.off
 		n, err := l.f.ReadAt(f.buf, at)
 		whole := n - n%UtmpRecordSize
-		if whole > 0 && verify && l.hasHead {
+		if whole > 0 && verify && l.head != nil {
 			same, herr := l.headSame()
 			if herr != nil {
 				f.fail(herr, &f.stats.ReadErrors, &f.readErr)
@@ -395,8 +402,7 @@ func (f *UtmpFollower) read(ctx context.Context, l *utmpFile, verify bool) (more
 		}
 		if whole > 0 {
 			if at == 0 {
-				copy(l.head[:], f.buf[:UtmpRecordSize])
-				l.hasHead = true
+				l.head = bytes.Clone(f.buf[:UtmpRecordSize])
 			}
 			if !f.decode(ctx, l, f.buf[:whole], at) {
 				return false, false
@@ -422,16 +428,22 @@ func (f *UtmpFollower) decode(ctx context.Context, l *utmpFile, data []byte, bas
 	start := f.ur.Stats().Offset
 	now := f.o.Now()
 	var sent int64
+	if !f.out.from(ctx, l.fid, l.head, l == f.cur) {
+		return false
+	}
 	for {
 		rec, err := f.ur.Next()
 		if err != nil {
 			break // io.EOF at the end of data: a record boundary, so not sticky
 		}
-		off := base + f.ur.Stats().Offset - start - UtmpRecordSize
-		if !sendOn(ctx, f.lines, Line{Text: rec.Text(), File: f.path, Offset: off, Read: now}) {
+		end := base + f.ur.Stats().Offset - start
+		if !f.out.send(ctx, Line{Text: rec.Text(), File: f.path, Offset: end - UtmpRecordSize, Read: now}, end) {
 			return false
 		}
 		sent++
+	}
+	if !f.out.flush(ctx) {
+		return false
 	}
 	l.off = base + int64(len(data))
 	f.mu.Lock()
@@ -451,7 +463,25 @@ func (f *UtmpFollower) open() (*utmpFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &utmpFile{f: file, id: fi}, nil
+	return &utmpFile{f: file, id: fi, fid: fileKey(fi)}, nil
+}
+
+// position sets where reading starts in the file that existed when FollowUtmp was called: after
+// the saved position, or as the options say.
+func (f *UtmpFollower) position(l *utmpFile) error {
+	if f.o.Resume == nil {
+		return l.position(f.o)
+	}
+	off, why, err := resumeAt(f.o.Resume, l.f, l.id)
+	if err != nil {
+		return err
+	}
+	f.logResume(off, why)
+	// Saved offsets are record boundaries. One that is not (it was not saved by a follower) is
+	// rounded to the next boundary, as a backlog is, unless that is past the last whole record.
+	const rs = UtmpRecordSize
+	l.off = min((off+rs-1)/rs*rs, l.id.Size()/rs*rs)
+	return l.readHead()
 }
 
 // position sets where reading starts in a file that existed when FollowUtmp was called: on a
@@ -471,14 +501,23 @@ func (l *utmpFile) position(o FollowOptions) error {
 	default:
 		l.off = size / rs * rs
 	}
-	if l.off == 0 || size < rs {
+	return l.readHead()
+}
+
+// readHead reads the first record of a file whose reading starts at l.off > 0: it is not read
+// otherwise, but a truncation must be found all the same.
+func (l *utmpFile) readHead() error {
+	if l.off == 0 {
 		return nil // the head is taken at the first read
 	}
-	n, err := l.f.ReadAt(l.head[:], 0)
+	h := make([]byte, UtmpRecordSize)
+	n, err := l.f.ReadAt(h, 0)
 	if err != nil && err != io.EOF {
 		return err
 	}
-	l.hasHead = n == rs
+	if n == len(h) {
+		l.head = h
+	}
 	return nil
 }
 
@@ -488,5 +527,5 @@ func (l *utmpFile) headSame() (bool, error) {
 	if err != nil && err != io.EOF {
 		return false, err
 	}
-	return n == len(l.check) && l.check == l.head, nil
+	return n == len(l.check) && bytes.Equal(l.check[:], l.head), nil
 }
