@@ -525,7 +525,9 @@ func (m *Manager) Ban(o Order) (Ban, error) {
 	_, banned := j.bans[p]
 	m.mu.Unlock()
 
-	now := m.clk.Now()
+	// In whole milliseconds, as the store keeps it: a ban read back after a restart is the
+	// same ban, to the last digit.
+	now := m.clk.Now().Truncate(time.Millisecond)
 	if reason, ignored := m.ignoredBy(&spec, p, o.Force, now); ignored {
 		m.mu.Lock()
 		j.refused++

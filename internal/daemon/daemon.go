@@ -179,7 +179,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.markBroken(jc.Name, errs)
 			continue
 		}
-		if err := d.startJail(ctx, b); err != nil {
+		if err := d.startJail(ctx, b, true); err != nil {
 			d.markBroken(jc.Name, []string{err.Error()})
 		}
 	}
@@ -236,8 +236,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return err
 }
 
-// startJail registers b with the ban manager (starting its backend) and starts its goroutine.
-func (d *Daemon) startJail(ctx context.Context, b *builtJail) error {
+// startJail registers b with the ban manager (starting its backend) and starts its goroutine;
+// resume: see newJail.
+func (d *Daemon) startJail(ctx context.Context, b *builtJail, resume bool) error {
 	be, err := d.o.NewBackend(b.backend, d.log) // the backend names its jail itself
 	if err != nil {
 		return fmt.Errorf("action %s: %w", b.backend.Action, err)
@@ -247,7 +248,7 @@ func (d *Daemon) startJail(ctx context.Context, b *builtJail) error {
 	if err := d.mgr.SetJail(sctx, b.banSpec, be); err != nil {
 		return fmt.Errorf("action %s: %w", b.backend.Action, err)
 	}
-	j, err := jail.New(b.spec, d.mgr, d.o.Jail)
+	j, err := d.newJail(b.spec, resume)
 	if err != nil {
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), d.o.StopTimeout)
 		defer rcancel()
@@ -396,4 +397,40 @@ func (d *Daemon) purgeLoop(ctx context.Context) {
 		case <-d.o.Clock.After(purgeEvery):
 		}
 	}
+}
+
+// newJail makes a jail of spec that saves its read positions in the state database. With resume
+// (the daemon's start) it reads each log on from its saved position: nothing the previous run
+// counted is counted again. A jail (re)started by a reload reads the end of its logs again
+// instead (the backlog), which rebuilds the counts its previous incarnation had: failures from
+// before a ban's start never extend it, and the old counts are gone with the old jail.
+func (d *Daemon) newJail(spec jail.Spec, resume bool) (*jail.Jail, error) {
+	o := d.o.Jail
+	if d.st != nil && o.Positions == nil {
+		o.Positions = jailPositions{st: d.st, jail: spec.Name, noResume: !resume}
+	}
+	return jail.New(spec, d.mgr, o)
+}
+
+// jailPositions keeps one jail's positions in the store, under keys of its own: two jails that
+// follow one file (sshd and a second sshd-mode jail on auth.log) each resume where they
+// themselves stopped.
+type jailPositions struct {
+	st       *store.Store
+	jail     string
+	noResume bool // save, but answer every lookup with "none saved"
+}
+
+// key is "jail:path"; a jail name never holds ':' (iptables.CheckJailName).
+func (p jailPositions) key(path string) string { return p.jail + ":" + path }
+
+func (p jailPositions) Position(path string) (store.Position, bool, error) {
+	if p.noResume {
+		return store.Position{}, false, nil
+	}
+	return p.st.Position(p.key(path))
+}
+
+func (p jailPositions) SavePositionAsync(path string, pos store.Position, done func(error)) {
+	p.st.SavePositionAsync(p.key(path), pos, done)
 }

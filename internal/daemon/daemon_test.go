@@ -151,9 +151,16 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // start runs a daemon on dir with fake backends; it is stopped at the end of the test.
 func start(t *testing.T, dir string, k *kernel) (*Daemon, chan error) {
 	t.Helper()
+	d, done, _ := startAt(t, dir, filepath.Join(t.TempDir(), "state"), k)
+	return d, done
+}
+
+// startAt is start with a state directory; stop stops the daemon and waits for it.
+func startAt(t *testing.T, dir, state string, k *kernel) (*Daemon, chan error, func()) {
+	t.Helper()
 	d := New(Options{
 		ConfigDir: dir,
-		StateDir:  filepath.Join(t.TempDir(), "state"),
+		StateDir:  state,
 		Logger:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		NewBackend: func(s BackendSpec, _ *slog.Logger) (action.Backend, error) {
 			return &fakeBackend{k: k, jail: s.Opts.Jail}, nil
@@ -165,15 +172,16 @@ func start(t *testing.T, dir string, k *kernel) (*Daemon, chan error) {
 	finished := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { done <- d.Run(ctx); close(finished) }()
-	t.Cleanup(func() {
+	stop := func() {
 		cancel()
 		select {
 		case <-finished:
 		case <-time.After(20 * time.Second):
 			t.Error("daemon did not stop")
 		}
-	})
-	return d, done
+	}
+	t.Cleanup(stop)
+	return d, done, stop
 }
 
 type testWriter struct{ t *testing.T }
@@ -359,5 +367,49 @@ func TestNoJailCanStart(t *testing.T) {
 	err := d.Run(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "no jail can start") || !strings.Contains(err.Error(), "bad.conf:5") {
 		t.Fatalf("Run: %v", err)
+	}
+}
+
+// A restart resumes each log where the previous run stopped counting (failures written while
+// it was down count, those it counted already do not count again) and restores the bans in
+// force with their end.
+func TestRestartResumesLogsAndBans(t *testing.T) {
+	dir, logs := setup(t, map[string]string{
+		"a.conf": "[a]\nenabled = true\nfilter = t\nlogpath = %(logs)s/a.log\n",
+	})
+	state := filepath.Join(t.TempDir(), "state")
+	log := filepath.Join(logs, "a.log")
+	k := newKernel()
+	d, done, stop := startAt(t, dir, state, k)
+	waitReady(t, d, done)
+	appendLines(t, log, "fail from 192.0.2.7", "fail from 192.0.2.7",
+		"fail from 198.51.100.9", "fail from 198.51.100.9", "fail from 198.51.100.9")
+	eventually(t, "two failures and a ban", func() bool {
+		st, _ := d.Status("a")
+		return len(st.Jails) == 1 && st.Jails[0].Failures == 5 && st.Jails[0].Banned == 1
+	})
+	before, _ := d.Banned("a")
+	stop()
+
+	appendLines(t, log, "fail from 192.0.2.7") // while down: counts once the daemon is back
+	k2 := newKernel()
+	d, done, _ = startAt(t, dir, state, k2)
+	waitReady(t, d, done)
+	eventually(t, "the failure written while down counted", func() bool {
+		st, _ := d.Status("a")
+		return len(st.Jails) == 1 && st.Jails[0].Failures == 1
+	})
+	ex, _ := d.Explain("192.0.2.7")
+	if ex.Jails[0].Failures != 1 || ex.Jails[0].Ban != nil {
+		t.Errorf("192.0.2.7 after the restart: %+v; want 1 failure (the two before it were counted by the first run) and no ban", ex.Jails[0])
+	}
+	after, _ := d.Banned("a")
+	if len(after.Bans) != 1 || after.Bans[0].Target != "198.51.100.9" || !after.Bans[0].End.Equal(*before.Bans[0].End) ||
+		!after.Bans[0].Start.Equal(before.Bans[0].Start) {
+		t.Fatalf("bans after the restart %+v, want %+v", after.Bans, before.Bans)
+	}
+	eventually(t, "the restored ban in the new kernel", func() bool { return k2.has("a", "198.51.100.9") })
+	if st, _ := d.Status("a"); st.State == "" || st.Jails[0].LinesRead != 1 {
+		t.Errorf("status: state %q, %d lines read; want the database named and 1 line read", st.State, st.Jails[0].LinesRead)
 	}
 }

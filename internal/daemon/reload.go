@@ -8,7 +8,6 @@ import (
 
 	"github.com/logjail/logjail/internal/config"
 	"github.com/logjail/logjail/internal/control"
-	"github.com/logjail/logjail/internal/jail"
 )
 
 // Reload reads the configuration again and applies it: new jails start, removed or disabled
@@ -98,7 +97,7 @@ func (d *Daemon) Reload(name string) (*control.ReloadReply, error) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		if err := d.startJail(ctx, built[n]); err != nil {
+		if err := d.startJail(ctx, built[n], false); err != nil {
 			reply.Warnings = append(reply.Warnings, fmt.Sprintf("[%s] %v", n, err))
 			d.markBroken(n, []string{err.Error()})
 			continue
@@ -161,14 +160,14 @@ func (d *Daemon) restartJail(ctx context.Context, r *runningJail, nb *builtJail)
 	}
 	if err != nil {
 		// The old backend keeps the bans in force; run the old jail again so nothing is lost.
-		if j, e := jail.New(r.b.spec, d.mgr, d.o.Jail); e == nil {
+		if j, e := d.newJail(r.b.spec, false); e == nil {
 			d.run(r.b, j)
 		}
 		return err
 	}
-	j, err := jail.New(nb.spec, d.mgr, d.o.Jail)
+	j, err := d.newJail(nb.spec, false)
 	if err != nil {
-		if j2, e := jail.New(r.b.spec, d.mgr, d.o.Jail); e == nil {
+		if j2, e := d.newJail(r.b.spec, false); e == nil {
 			d.run(r.b, j2)
 		}
 		return err
