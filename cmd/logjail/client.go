@@ -449,6 +449,9 @@ func printStatus(w io.Writer, st *control.StatusReply, now time.Time) {
 		nerr += int64(len(j.Errors))
 	}
 	summary := []string{plural(int64(len(st.Jails)), "jail running", "jails running")}
+	if st.Starting {
+		summary = append(summary, "STARTING: more jails to come")
+	}
 	if len(st.Broken) > 0 {
 		summary = append(summary, fmt.Sprintf("%d BROKEN", len(st.Broken)))
 	}

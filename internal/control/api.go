@@ -27,6 +27,9 @@ type StatusReply struct {
 	PID     int       `json:"pid"`
 	Started time.Time `json:"started"`
 	Config  string    `json:"config"` // the configuration directory
+	// Starting: the daemon answers, but its first configuration is not applied yet (jails
+	// still start, reading their bans back and reconciling the firewall): Jails is partial.
+	Starting bool `json:"starting,omitempty"`
 	// State is the state database (bans, history, log positions); StateError says why there
 	// is none (bans then do not survive a restart).
 	State      string       `json:"state,omitempty"`

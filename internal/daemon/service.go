@@ -187,6 +187,11 @@ func (d *Daemon) Explain(s string) (*control.ExplainReply, error) {
 // Status reports the daemon and its jails.
 func (d *Daemon) Status(name string) (*control.StatusReply, error) {
 	out := &control.StatusReply{Version: d.o.Version, PID: os.Getpid(), Started: d.started, Config: d.o.ConfigDir}
+	select {
+	case <-d.ready:
+	default:
+		out.Starting = true
+	}
 	if d.st != nil {
 		out.State = d.st.Path()
 	} else if d.stErr != nil {

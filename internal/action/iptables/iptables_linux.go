@@ -120,7 +120,15 @@ type cutter struct {
 	ch     chan cutReq
 	cancel context.CancelFunc
 	done   chan struct{}
+	// skipped counts the cuts dropped on a full queue since the last warning, warned is when
+	// that was: a start that puts back a hundred thousand bans would log each. Guarded by
+	// Backend.mu.
+	skipped int
+	warned  time.Time
 }
+
+// cutWarnEvery bounds the warnings of skipped cuts.
+const cutWarnEvery = 10 * time.Second
 
 type cutReq struct {
 	fam  string
@@ -441,7 +449,13 @@ func (b *Backend) cut1(ctx context.Context, f *family, t action.Target) {
 	select {
 	case b.cut.ch <- cutReq{fam: f.name, path: b.conntrack, t: t}:
 	default:
-		b.log.Warn("conntrack queue full: established connections of this target are not cut", "target", t)
+		c := b.cut
+		c.skipped++
+		if now := time.Now(); now.Sub(c.warned) >= cutWarnEvery {
+			b.log.Warn("conntrack queue full: established connections of these targets are not cut",
+				"target", t, "skipped", c.skipped)
+			c.skipped, c.warned = 0, now
+		}
 	}
 }
 
