@@ -4,10 +4,14 @@
 # deletes. Measured: ban latency (steady 2,000 lines/s and a full-speed flood, 1,000 bans,
 # p50/p99/max, the rule seen by `nft monitor` in the namespace), ingest of an sshd and an
 # Apache access log (lines/s at full speed, CPU ms per 1,000 lines at full speed and at
-# 10,000 lines/s), idle RSS, and memory per tracked address (1,000,000 addresses).
-# About six minutes here; QUICK=1 (or --quick) is a smoke run of about a minute and a half.
+# 10,000 lines/s), idle RSS, memory per tracked address (1,000,000 addresses), and start-up
+# with 100,000 bans in force (cold, after SIGTERM with --keep-on-stop, after SIGKILL: time to
+# serve and to apply every ban, and whether a probe from a banned address got through; fail2ban
+# with 2,000, which it restores one iptables call each).
+# About eight minutes here; QUICK=1 (or --quick) is a smoke run of about two minutes.
 #
 #   scripts/bench-daemon.sh [--quick] [ljbench flags...]     (as root; make bench-daemon uses sudo)
+#   scripts/bench-daemon.sh -only startup -fail2ban=false    (one benchmark, logjail only)
 #
 # Output: tables and one `RESULT {json}` line per figure on stdout, also kept in
 # bench.out/bench-daemon.txt, every result as a JSON array in bench.out/bench-daemon.json, and

@@ -31,6 +31,8 @@ type jailSetup struct {
 	findtime string
 	bantime  string
 	extra    []string // more "key = value" lines (logjail only: maxtracked)
+	port     string   // fail2ban: the jail's port, when not the filter's own (ssh, http,https)
+	f2bDB    string   // fail2ban: dbfile; "" is :memory:
 	// shipped: logjail's shipped configuration as it is, only [sshd]'s logpath moved (the idle
 	// figure); the other fields are ignored.
 	shipped bool
@@ -55,6 +57,29 @@ type daemon struct {
 // startDaemon makes a namespace, starts nft monitor and the daemon in it, and waits until the
 // jail runs. extraEnv goes to the daemon (GODEBUG for the memory run).
 func (b *bench) startDaemon(kind daemonKind, tag string, js jailSetup, extraEnv []string) (*daemon, error) {
+	d, err := b.newDaemon(kind, tag, js.name)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case kindLogjail:
+		err = d.startLogjail(b, js, extraEnv)
+	case kindFail2ban:
+		err = d.startFail2ban(b, js)
+	}
+	if err != nil {
+		if tail := d.logTail(15); tail != "" {
+			err = fmt.Errorf("%w\n--- last lines of %s ---\n%s", err, d.log, tail)
+		}
+		d.close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// newDaemon makes a namespace and its scratch directory and starts nft monitor in it, for a
+// daemon of kind with one jail named jail; the daemon itself is not started.
+func (b *bench) newDaemon(kind daemonKind, tag, jail string) (*daemon, error) {
 	ns, err := b.env.newNS(tag)
 	if err != nil {
 		return nil, err
@@ -63,7 +88,7 @@ func (b *bench) startDaemon(kind daemonKind, tag string, js jailSetup, extraEnv 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	d := &daemon{kind: kind, ns: ns, dir: dir, jail: js.name, env: b.env}
+	d := &daemon{kind: kind, ns: ns, dir: dir, jail: jail, env: b.env}
 	monErr, err := os.Create(filepath.Join(dir, "monitor.err"))
 	if err != nil {
 		return nil, err
@@ -73,7 +98,7 @@ func (b *bench) startDaemon(kind daemonKind, tag string, js jailSetup, extraEnv 
 	if kind == kindFail2ban {
 		prefix = "f2b-"
 	}
-	d.chain = prefix + js.name
+	d.chain = prefix + jail
 	// nft monitor has failed to print anything once in many starts (its stderr was lost with
 	// the scratch directory): try again before giving up, and say what it said.
 	for try := 1; ; try++ {
@@ -95,88 +120,17 @@ func (b *bench) startDaemon(kind daemonKind, tag string, js jailSetup, extraEnv 
 		b.progress("%v: starting it again", err)
 	}
 	d.mon.abort = b.ctx.Done()
-	switch kind {
-	case kindLogjail:
-		err = d.startLogjail(b, js, extraEnv)
-	case kindFail2ban:
-		err = d.startFail2ban(b, js)
-	}
-	if err != nil {
-		if tail := d.logTail(15); tail != "" {
-			err = fmt.Errorf("%w\n--- last lines of %s ---\n%s", err, d.log, tail)
-		}
-		d.close()
-		return nil, err
-	}
 	return d, nil
 }
 
 func (d *daemon) startLogjail(b *bench, js jailSetup, extraEnv []string) error {
-	conf := filepath.Join(d.dir, "etc")
-	for _, sub := range []string{"jail.d", "filter.d"} {
-		if err := os.MkdirAll(filepath.Join(conf, sub), 0o755); err != nil {
-			return err
-		}
-	}
-	copies := []string{"jail.conf"}
-	for _, g := range []string{"jail.d/*.conf", "filter.d/*.conf"} {
-		m, _ := filepath.Glob(filepath.Join(b.o.repo, g))
-		for _, f := range m {
-			rel, _ := filepath.Rel(b.o.repo, f)
-			copies = append(copies, rel)
-		}
-	}
-	for _, rel := range copies {
-		if err := copyFile(filepath.Join(b.o.repo, rel), filepath.Join(conf, rel)); err != nil {
-			return err
-		}
-	}
-	var sb strings.Builder
-	sb.WriteString("# ljbench: one jail on the benchmark's log, every other shipped jail off.\n")
-	if js.shipped {
-		fmt.Fprintf(&sb, "[sshd]\nlogpath = %s\n", js.logpath)
-	} else {
-		if js.name != "sshd" {
-			sb.WriteString("[sshd]\nenabled = false\n\n")
-		}
-		fmt.Fprintf(&sb, "[%s]\nenabled = true\nlogpath = %s\nbackend = auto\nmaxretry = %d\nfindtime = %s\nbantime = %s\n",
-			js.name, js.logpath, js.maxretry, js.findtime, js.bantime)
-		for _, l := range js.extra {
-			sb.WriteString(l + "\n")
-		}
-	}
-	if err := os.WriteFile(filepath.Join(conf, "jail.d", "bench.local"), []byte(sb.String()), 0o644); err != nil {
-		return err
-	}
-	d.sock = filepath.Join(d.dir, "logjail.sock")
-	d.log = filepath.Join(d.dir, "logjail.log")
-	logf, err := os.Create(d.log)
+	conf, err := d.logjailConf(b, js)
 	if err != nil {
 		return err
 	}
-	defer logf.Close()
-	argv := []string{b.logjail, "server", "--config", conf, "--socket", d.sock, "--state", filepath.Join(d.dir, "state")}
-	if b.o.profile {
-		argv = append(argv, "--cpuprofile", filepath.Join(d.dir, "cpu.pprof"))
-	}
-	if b.o.noConntrack {
-		bin := filepath.Join(d.dir, "bin")
-		if err := os.MkdirAll(bin, 0o755); err != nil {
-			return err
-		}
-		for _, c := range []string{"iptables", "ip6tables", "iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save"} {
-			if p, err := exec.LookPath(c); err == nil {
-				if err := os.Symlink(p, filepath.Join(bin, c)); err != nil {
-					return err
-				}
-			}
-		}
-		extraEnv = append(extraEnv, "PATH="+bin)
-	}
-	if d.proc, err = d.env.start("logjail server", d.ns, argv, extraEnv, nil, logf); err != nil {
+	if err := d.execLogjail(b, conf, "logjail.log", nil, extraEnv); err != nil {
 		return err
 	}
-	d.cl = control.NewClient(d.sock)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if !d.proc.running() {
@@ -202,6 +156,87 @@ func (d *daemon) startLogjail(b *bench, js jailSetup, extraEnv []string) error {
 	return d.checkNS()
 }
 
+// logjailConf writes logjail's configuration for js to d.dir/etc and returns that directory:
+// copies of the repository's jail.conf, jail.d/*.conf and filter.d/*.conf, and
+// jail.d/bench.local with the one jail.
+func (d *daemon) logjailConf(b *bench, js jailSetup) (string, error) {
+	conf := filepath.Join(d.dir, "etc")
+	for _, sub := range []string{"jail.d", "filter.d"} {
+		if err := os.MkdirAll(filepath.Join(conf, sub), 0o755); err != nil {
+			return "", err
+		}
+	}
+	copies := []string{"jail.conf"}
+	for _, g := range []string{"jail.d/*.conf", "filter.d/*.conf"} {
+		m, _ := filepath.Glob(filepath.Join(b.o.repo, g))
+		for _, f := range m {
+			rel, _ := filepath.Rel(b.o.repo, f)
+			copies = append(copies, rel)
+		}
+	}
+	for _, rel := range copies {
+		if err := copyFile(filepath.Join(b.o.repo, rel), filepath.Join(conf, rel)); err != nil {
+			return "", err
+		}
+	}
+	var sb strings.Builder
+	sb.WriteString("# ljbench: one jail on the benchmark's log, every other shipped jail off.\n")
+	if js.shipped {
+		fmt.Fprintf(&sb, "[sshd]\nlogpath = %s\n", js.logpath)
+	} else {
+		if js.name != "sshd" {
+			sb.WriteString("[sshd]\nenabled = false\n\n")
+		}
+		fmt.Fprintf(&sb, "[%s]\nenabled = true\nlogpath = %s\nbackend = auto\nmaxretry = %d\nfindtime = %s\nbantime = %s\n",
+			js.name, js.logpath, js.maxretry, js.findtime, js.bantime)
+		for _, l := range js.extra {
+			sb.WriteString(l + "\n")
+		}
+	}
+	if err := os.WriteFile(filepath.Join(conf, "jail.d", "bench.local"), []byte(sb.String()), 0o644); err != nil {
+		return "", err
+	}
+	return conf, nil
+}
+
+// execLogjail starts logjail server on the configuration conf, with the socket and state
+// directory in d.dir, its stderr in d.dir/logName (which becomes d.log) and the extra server
+// flags args; it does not wait for anything. A daemon started earlier must have exited.
+func (d *daemon) execLogjail(b *bench, conf, logName string, args, extraEnv []string) error {
+	d.sock = filepath.Join(d.dir, "logjail.sock")
+	d.log = filepath.Join(d.dir, logName)
+	logf, err := os.Create(d.log)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	argv := []string{b.logjail, "server", "--config", conf, "--socket", d.sock, "--state", filepath.Join(d.dir, "state")}
+	argv = append(argv, args...)
+	if b.o.profile {
+		argv = append(argv, "--cpuprofile", filepath.Join(d.dir, "cpu.pprof"))
+	}
+	if b.o.noConntrack {
+		bin := filepath.Join(d.dir, "bin")
+		if err := os.MkdirAll(bin, 0o755); err != nil && !os.IsExist(err) {
+			return err
+		}
+		for _, c := range []string{"iptables", "ip6tables", "iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save"} {
+			if p, err := exec.LookPath(c); err == nil {
+				if err := os.Symlink(p, filepath.Join(bin, c)); err != nil && !os.IsExist(err) {
+					return err
+				}
+			}
+		}
+		extraEnv = append(extraEnv, "PATH="+bin)
+	}
+	if d.proc, err = d.env.start("logjail server", d.ns, argv, extraEnv, nil, logf); err != nil {
+		return err
+	}
+	// A new client for every daemon: an idle connection to an earlier one is dead.
+	d.cl = control.NewClient(d.sock)
+	return nil
+}
+
 // fail2ban's jail names for the same workloads, and the filter each uses: its own stock sshd
 // filter, and logjail's wordpress filter (fail2ban has none; the file is in fail2ban's
 // language, as bench-regex.sh shows).
@@ -213,57 +248,11 @@ func f2bFilter(jail string) string {
 }
 
 func (d *daemon) startFail2ban(b *bench, js jailSetup) error {
-	conf := filepath.Join(d.dir, "f2b")
-	for _, sub := range []string{"jail.d", "fail2ban.d"} {
-		if err := os.MkdirAll(filepath.Join(conf, sub), 0o755); err != nil {
-			return err
-		}
-	}
-	// Debian's configuration minus its jail.d (which enables sshd on the systemd journal).
-	for _, f := range []string{"fail2ban.conf", "jail.conf", "paths-common.conf", "paths-debian.conf"} {
-		if err := copyFile(filepath.Join(b.o.f2bEtc, f), filepath.Join(conf, f)); err != nil {
-			return err
-		}
-	}
-	for _, sub := range []string{"filter.d", "action.d"} {
-		if out, err := exec.Command("cp", "-a", filepath.Join(b.o.f2bEtc, sub), filepath.Join(conf, sub)).CombinedOutput(); err != nil {
-			return fmt.Errorf("cp %s: %v: %s", sub, err, out)
-		}
-	}
-	if err := copyFile(filepath.Join(b.o.repo, "filter.d", "wordpress.conf"), filepath.Join(conf, "filter.d", "logjail-wordpress.conf")); err != nil {
-		return err
-	}
-	d.sock = filepath.Join(d.dir, "f2b.sock")
-	d.log = filepath.Join(d.dir, "fail2ban.log")
-	pidfile := filepath.Join(d.dir, "f2b.pid")
-	local := fmt.Sprintf("[Definition]\nloglevel = INFO\nlogtarget = %s\nsocket = %s\npidfile = %s\ndbfile = :memory:\n", d.log, d.sock, pidfile)
-	if err := os.WriteFile(filepath.Join(conf, "fail2ban.local"), []byte(local), 0o644); err != nil {
-		return err
-	}
-	var sb strings.Builder
-	sb.WriteString("# ljbench: one jail on the benchmark's log.\n[DEFAULT]\nignoreip = 127.0.0.1/8 ::1\nusedns = no\nbackend = pyinotify\nbanaction = iptables-multiport\n\n")
-	port := "ssh"
-	if js.name != "sshd" {
-		port = "http,https"
-	}
-	if js.shipped {
-		// fail2ban's own defaults for the sshd jail (Debian's jail.d enables it).
-		fmt.Fprintf(&sb, "[sshd]\nenabled = true\nbackend = pyinotify\nlogpath = %s\n", js.logpath)
-	} else {
-		fmt.Fprintf(&sb, "[%s]\nenabled = true\nbackend = pyinotify\nfilter = %s\nport = %s\nlogpath = %s\nmaxretry = %d\nfindtime = %s\nbantime = %s\n",
-			js.name, f2bFilter(js.name), port, js.logpath, js.maxretry, js.findtime, js.bantime)
-	}
-	if err := os.WriteFile(filepath.Join(conf, "jail.d", "bench.local"), []byte(sb.String()), 0o644); err != nil {
-		return err
-	}
-	errf, err := os.Create(filepath.Join(d.dir, "fail2ban.stderr"))
+	conf, err := d.f2bConf(b, js)
 	if err != nil {
 		return err
 	}
-	defer errf.Close()
-	argv := []string{"fail2ban-server", "-f", "-x", "-c", conf, "-s", d.sock, "-p", pidfile,
-		"--logtarget", d.log, "--loglevel", "INFO"}
-	if d.proc, err = d.env.start("fail2ban-server", d.ns, argv, nil, errf, errf); err != nil {
+	if err := d.execFail2ban(conf); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(60 * time.Second)
@@ -281,6 +270,77 @@ func (d *daemon) startFail2ban(b *bench, js jailSetup) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return d.checkNS()
+}
+
+// f2bConf writes fail2ban's configuration for js to d.dir/f2b and returns that directory.
+func (d *daemon) f2bConf(b *bench, js jailSetup) (string, error) {
+	conf := filepath.Join(d.dir, "f2b")
+	for _, sub := range []string{"jail.d", "fail2ban.d"} {
+		if err := os.MkdirAll(filepath.Join(conf, sub), 0o755); err != nil {
+			return "", err
+		}
+	}
+	// Debian's configuration minus its jail.d (which enables sshd on the systemd journal).
+	for _, f := range []string{"fail2ban.conf", "jail.conf", "paths-common.conf", "paths-debian.conf"} {
+		if err := copyFile(filepath.Join(b.o.f2bEtc, f), filepath.Join(conf, f)); err != nil {
+			return "", err
+		}
+	}
+	for _, sub := range []string{"filter.d", "action.d"} {
+		if _, err := os.Stat(filepath.Join(conf, sub)); err == nil {
+			continue // written before (the startup benchmark starts it more than once)
+		}
+		if out, err := exec.Command("cp", "-a", filepath.Join(b.o.f2bEtc, sub), filepath.Join(conf, sub)).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("cp %s: %v: %s", sub, err, out)
+		}
+	}
+	if err := copyFile(filepath.Join(b.o.repo, "filter.d", "wordpress.conf"), filepath.Join(conf, "filter.d", "logjail-wordpress.conf")); err != nil {
+		return "", err
+	}
+	d.sock = filepath.Join(d.dir, "f2b.sock")
+	d.log = filepath.Join(d.dir, "fail2ban.log")
+	db := js.f2bDB
+	if db == "" {
+		db = ":memory:"
+	}
+	local := fmt.Sprintf("[Definition]\nloglevel = INFO\nlogtarget = %s\nsocket = %s\npidfile = %s\ndbfile = %s\n", d.log, d.sock, filepath.Join(d.dir, "f2b.pid"), db)
+	if err := os.WriteFile(filepath.Join(conf, "fail2ban.local"), []byte(local), 0o644); err != nil {
+		return "", err
+	}
+	var sb strings.Builder
+	sb.WriteString("# ljbench: one jail on the benchmark's log.\n[DEFAULT]\nignoreip = 127.0.0.1/8 ::1\nusedns = no\nbackend = pyinotify\nbanaction = iptables-multiport\n\n")
+	port := "ssh"
+	if js.name != "sshd" {
+		port = "http,https"
+	}
+	if js.port != "" {
+		port = js.port
+	}
+	if js.shipped {
+		// fail2ban's own defaults for the sshd jail (Debian's jail.d enables it).
+		fmt.Fprintf(&sb, "[sshd]\nenabled = true\nbackend = pyinotify\nlogpath = %s\n", js.logpath)
+	} else {
+		fmt.Fprintf(&sb, "[%s]\nenabled = true\nbackend = pyinotify\nfilter = %s\nport = %s\nlogpath = %s\nmaxretry = %d\nfindtime = %s\nbantime = %s\n",
+			js.name, f2bFilter(js.name), port, js.logpath, js.maxretry, js.findtime, js.bantime)
+	}
+	if err := os.WriteFile(filepath.Join(conf, "jail.d", "bench.local"), []byte(sb.String()), 0o644); err != nil {
+		return "", err
+	}
+	return conf, nil
+}
+
+// execFail2ban starts fail2ban-server in the foreground on the configuration conf (f2bConf),
+// its stderr appended to d.dir/fail2ban.stderr; it does not wait for anything.
+func (d *daemon) execFail2ban(conf string) error {
+	errf, err := os.OpenFile(filepath.Join(d.dir, "fail2ban.stderr"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer errf.Close()
+	argv := []string{"fail2ban-server", "-f", "-x", "-c", conf, "-s", d.sock, "-p", filepath.Join(d.dir, "f2b.pid"),
+		"--logtarget", d.log, "--loglevel", "INFO"}
+	d.proc, err = d.env.start("fail2ban-server", d.ns, argv, nil, errf, errf)
+	return err
 }
 
 // checkNS makes sure the daemon runs in its namespace, not the host's.

@@ -169,3 +169,116 @@ func TestWriteChunks(t *testing.T) {
 		t.Error("appendFile opened a log that exists")
 	}
 }
+
+func TestParseProbeLine(t *testing.T) {
+	tests := []struct {
+		name string
+		line string
+		want probeResult
+		ok   bool
+	}{
+		{"ok", "10.250.0.2 1700000000123456789 250000 ok ", probeResult{src: probeAddr, at: time.Unix(0, 1700000000123456789), dur: 250 * time.Microsecond, outcome: "ok"}, true},
+		{"refused", "10.250.0.3 1700000000000000000 90000 refused", probeResult{src: bystanderAddr, at: time.Unix(0, 1700000000000000000), dur: 90 * time.Microsecond, outcome: "refused"}, true},
+		{"other with detail", "10.250.0.2 1 2 other dial tcp4: no route to host", probeResult{src: probeAddr, at: time.Unix(0, 1), dur: 2, outcome: "other", detail: "dial tcp4: no route to host"}, true},
+		{"short", "10.250.0.2 1 2", probeResult{}, false},
+		{"bad address", "x 1 2 ok", probeResult{}, false},
+		{"bad time", "10.250.0.2 t 2 ok", probeResult{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := parseProbeLine(tt.line)
+			if ok != tt.ok || !got.at.Equal(tt.want.at) || got.src != tt.want.src || got.dur != tt.want.dur || got.outcome != tt.want.outcome || got.detail != tt.want.detail {
+				t.Errorf("parseProbeLine(%q) = %+v, %v; want %+v, %v", tt.line, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+func TestProbeSummary(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 18, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	res := []probeResult{
+		{src: probeAddr, at: at(-10), outcome: "ok"}, // before the window
+		{src: probeAddr, at: at(0), outcome: "ok"},
+		{src: bystanderAddr, at: at(1), outcome: "ok"},
+		{src: probeAddr, at: at(10), outcome: "refused"},
+		{src: bystanderAddr, at: at(11), outcome: "timeout"},
+		{src: probeAddr, at: at(20), outcome: "ok"},
+		{src: probeAddr, at: at(30), outcome: "timeout", detail: "i/o timeout"},
+		{src: probeAddr, at: at(40), outcome: "refused"},
+		{src: probeAddr, at: at(50), outcome: "ok"}, // after the window
+	}
+	s := probeSummary(res, probeAddr, bystanderAddr, at(0), at(45))
+	want := probeStats{n: 5, through: 2, refused: 2, other: 1, firstRefused: at(10), firstThrough: at(0), lastThrough: at(20),
+		bystander: 2, bystanderFailed: 1, otherSample: "timeout i/o timeout"}
+	if s != want {
+		t.Errorf("probeSummary = %+v\nwant %+v", s, want)
+	}
+}
+
+func TestLogAttrTime(t *testing.T) {
+	line := `time=2026-11-22T18:22:24.141Z level=INFO msg="kernel reconciled" jail=sshd kept=100000 banned=0 lifted=3 listed=true`
+	tm, ok := logTime(line)
+	if !ok || !tm.Equal(time.Date(2026, 11, 22, 18, 22, 24, 141e6, time.UTC)) {
+		t.Errorf("logTime = %v, %v", tm, ok)
+	}
+	for key, want := range map[string]string{"kept": "100000", "banned": "0", "lifted": "3", "listed": "true", "jail": "sshd", "missing": ""} {
+		if got := logAttr(line, key); got != want {
+			t.Errorf("logAttr(%q) = %q, want %q", key, got, want)
+		}
+	}
+	if _, ok := logTime("level=INFO msg=x"); ok {
+		t.Error("logTime of a line without time=")
+	}
+}
+
+func TestLogWatch(t *testing.T) {
+	path := t.TempDir() + "/x.log"
+	f, err := appendFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := &logWatch{path: path}
+	write := func(s string) {
+		t.Helper()
+		if _, err := f.WriteString(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a\nkernel rec")
+	if got := w.find("kernel reconciled"); got != "" {
+		t.Errorf("found %q in an unfinished line", got)
+	}
+	write("onciled kept=1\nb\n")
+	if got := w.find("kernel reconciled"); got != "kernel reconciled kept=1" {
+		t.Errorf("find = %q", got)
+	}
+	if got := w.find("kernel reconciled"); got != "" {
+		t.Errorf("found %q again", got)
+	}
+}
+
+func TestQuarterTimes(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 18, 0, 0, 0, time.UTC)
+	seen := map[netip.Addr]time.Time{}
+	for i := range 8 {
+		seen[benchAddr(i)] = t0.Add(time.Duration(i+1) * time.Second)
+	}
+	got := quarterTimes(seen, t0, 8)
+	want := []time.Duration{2 * time.Second, 4 * time.Second, 6 * time.Second, 8 * time.Second}
+	if len(got) != 4 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] || got[3] != want[3] {
+		t.Errorf("quarterTimes = %v, want %v", got, want)
+	}
+	if quarterTimes(seen, t0, 9) != nil {
+		t.Error("quarterTimes with fewer seen than asked")
+	}
+}
+
+func TestFmtDur(t *testing.T) {
+	for d, want := range map[time.Duration]string{-1: "-", 0: "0 ms", 999600 * time.Microsecond: "1.00 s", 12 * time.Millisecond: "12 ms", 2346 * time.Millisecond: "2.35 s"} {
+		if got := fmtDur(d); got != want {
+			t.Errorf("fmtDur(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

@@ -10,6 +10,13 @@
 //	latency-flood   ban latency with lines appended as fast as ljbench can
 //	ingest          lines/s and CPU per 1,000 lines for an sshd and an Apache access log
 //	memory          bytes per tracked address (1,000,000 addresses by default)
+//	startup         start-up with 100,000 bans in force in logjail's state database: a cold
+//	                start (no rule in the kernel), a restart after SIGTERM with --keep-on-stop
+//	                and one after SIGKILL; time until status answers, until the kernel is
+//	                reconciled and every ban applied, RSS, and whether a TCP probe from a
+//	                banned address every 10 ms got through meanwhile. fail2ban-server restores
+//	                its dbfile's bans one iptables call each: it gets 2,000 (-f2b-startup-bans),
+//	                and logjail runs that number too
 //
 // Ban latency is the time from a failing line's write returning (the timestamp is taken right
 // after it) to `nft monitor` in the daemon's namespace printing the rule that bans its address
@@ -19,9 +26,15 @@
 // Every daemon runs in a fresh namespace of its own with only lo, from a private temporary
 // configuration: logjail with copies of the repository's jail.conf, jail.d/*.conf and
 // filter.d/*.conf plus jail.d/bench.local; fail2ban-server in the foreground with Debian's
-// /etc/fail2ban minus its jail.d, a private socket, pidfile and log, dbfile = :memory:, the
-// pyinotify backend and the iptables-multiport action. Nothing runs in the host's namespace
-// but ljbench itself, which only writes files and reads /proc and the daemons' sockets.
+// /etc/fail2ban minus its jail.d, a private socket, pidfile and log, dbfile = :memory: (startup:
+// a file), the pyinotify backend and the iptables-multiport action. Nothing runs in the host's
+// namespace but ljbench itself, which only writes files (startup: the state databases too) and
+// reads /proc and the daemons' sockets (fail2ban's with fail2ban-client).
+//
+// The startup benchmark joins the daemon's namespace to a second one by a veth pair (made inside
+// the namespaces, never in the host's): a listener on the jail's port in the first, probes from
+// a banned and a bystander address in the second. Both are ljbench itself run again as
+// "ljbench helper ..." under ip netns exec, and stop by themselves.
 //
 // Output: a table per benchmark on stdout, and one machine-readable line per result,
 // "RESULT {json}"; -json FILE also writes them all as a JSON array.
@@ -68,6 +81,9 @@ type options struct {
 	memAddrs, f2bMemAddrs     int
 	memMaxRetry               []int
 	idleSettle                time.Duration
+	startupBans               int
+	f2bStartupBans            int
+	capStartup, probeEvery    time.Duration
 }
 
 type bench struct {
@@ -94,13 +110,16 @@ func (b *bench) failedRun(what string, err error) error {
 	return nil
 }
 
-var allBenches = []string{"idle", "latency-steady", "latency-flood", "ingest", "memory"}
+var allBenches = []string{"idle", "latency-steady", "latency-flood", "ingest", "memory", "startup"}
 
 func main() {
 	os.Exit(run())
 }
 
 func run() int {
+	if len(os.Args) > 1 && os.Args[1] == helperArg {
+		return helperMain(os.Args[2:])
+	}
 	var o options
 	flag.StringVar(&o.repo, "repo", ".", "the logjail repository (jail.conf, jail.d/, filter.d/)")
 	flag.StringVar(&o.work, "work", "", "scratch directory (required; the caller removes it)")
@@ -135,6 +154,10 @@ func run() int {
 	flag.IntVar(&o.f2bMemAddrs, "f2b-mem-addrs", 100_000, "addresses of fail2ban's memory run (0: none)")
 	memMR := flag.String("mem-maxretry", "5,16,600", "maxretry of logjail's memory runs, one run each: the window keeps maxretry-1 times an address up to 16, buckets above")
 	flag.DurationVar(&o.idleSettle, "idle-settle", 5*time.Second, "how long the idle daemon settles before its memory is read")
+	flag.IntVar(&o.startupBans, "startup-bans", 100_000, "startup: bans in force in the state database")
+	flag.IntVar(&o.f2bStartupBans, "f2b-startup-bans", 2_000, "startup: bans in force in fail2ban's dbfile (it restores one iptables call each; 0: fail2ban not measured here); logjail runs that number too")
+	flag.DurationVar(&o.capStartup, "cap-startup", 10*time.Minute, "startup: longest wait for each start to serve, reconcile and apply every ban")
+	flag.DurationVar(&o.probeEvery, "probe-every", 10*time.Millisecond, "startup: one TCP connect from the banned address (and one from a bystander) this often")
 	flag.Parse()
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -150,6 +173,8 @@ func run() int {
 			"f2b-mem-addrs":    func() { o.f2bMemAddrs = 10_000 },
 			"idle-settle":      func() { o.idleSettle = 2 * time.Second },
 			"f2b-cap":          func() { o.f2bCap = 30 * time.Second },
+			"startup-bans":     func() { o.startupBans = 5_000 },
+			"f2b-startup-bans": func() { o.f2bStartupBans = 500 },
 		}
 		for name, apply := range quick {
 			if !set[name] {
@@ -221,6 +246,8 @@ func run() int {
 			}
 		case "memory":
 			err = b.memoryBench()
+		case "startup":
+			err = b.startupBench()
 		}
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
@@ -274,6 +301,9 @@ func check(o *options) error {
 	}
 	if o.bans < 1 || o.bans > maxAddrs || o.maxretry < 1 || o.steadyRate < 1 || o.steadyEvery < 1 || o.floodEvery < 1 {
 		return fmt.Errorf("-bans (at most %d), -maxretry, -steady-rate, -steady-every and -flood-every must be positive", maxAddrs)
+	}
+	if o.startupBans < 2 || o.startupBans > maxAddrs || o.f2bStartupBans < 0 || o.f2bStartupBans == 1 || o.f2bStartupBans > maxAddrs || o.capStartup <= 0 || o.probeEvery < time.Millisecond {
+		return fmt.Errorf("-startup-bans: 2 to %d; -f2b-startup-bans 0, or 2 to %[1]d; -cap-startup positive; -probe-every at least 1ms", maxAddrs)
 	}
 	if o.memAddrs < 1 || o.memAddrs > maxAddrs || o.f2bMemAddrs > maxAddrs {
 		return fmt.Errorf("-mem-addrs: 1 to %d", maxAddrs)

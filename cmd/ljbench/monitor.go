@@ -24,6 +24,8 @@ type monitor struct {
 
 	mu      sync.Mutex
 	bans    map[netip.Addr]time.Time // first time a ban rule for the address was seen
+	adds    int                      // ban rules seen, every one (an address banned again counts again)
+	lastAdd time.Time                // when the last of them was seen
 	chains  map[string]bool          // chains a jump rule was seen to
 	changed chan struct{}            // gets a value (non-blocking) after each new event
 	lines   int
@@ -79,6 +81,8 @@ func (m *monitor) read(r *os.File) {
 			m.chains[ev.jumpTo] = true
 		}
 		if ev.addr.IsValid() && strings.HasPrefix(ev.chain, m.prefix) {
+			m.adds++
+			m.lastAdd = now
 			if _, ok := m.bans[ev.addr]; !ok {
 				m.bans[ev.addr] = now
 			}
@@ -137,6 +141,13 @@ func (m *monitor) banTime(a netip.Addr) (time.Time, bool) {
 	defer m.mu.Unlock()
 	t, ok := m.bans[a]
 	return t, ok
+}
+
+// ruleAdds returns how many ban rules were seen so far, and when the last one was.
+func (m *monitor) ruleAdds() (int, time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.adds, m.lastAdd
 }
 
 // hasJump reports whether a jump to chain was seen.
