@@ -413,3 +413,29 @@ func TestRestartResumesLogsAndBans(t *testing.T) {
 		t.Errorf("status: state %q, %d lines read; want the database named and 1 line read", st.State, st.Jails[0].LinesRead)
 	}
 }
+
+// A corrupt state database is moved aside, loudly, and the daemon starts with an empty one.
+func TestCorruptStateMovedAside(t *testing.T) {
+	dir, _ := setup(t, map[string]string{
+		"a.conf": "[a]\nenabled = true\nfilter = t\nlogpath = %(logs)s/a.log\n",
+	})
+	state := filepath.Join(t.TempDir(), "state")
+	must(t, os.MkdirAll(state, 0o700))
+	must(t, os.WriteFile(filepath.Join(state, StateFile), []byte("this is no SQLite database, just garbage\n"), 0o600))
+	d, done, _ := startAt(t, dir, state, newKernel())
+	waitReady(t, d, done)
+	st, err := d.Status("")
+	if err != nil || st.State != filepath.Join(state, StateFile) || st.StateError != "" {
+		t.Fatalf("status: state %q, error %q, %v; want the new database", st.State, st.StateError, err)
+	}
+	aside, _ := filepath.Glob(filepath.Join(state, StateFile+".corrupt-*"))
+	if len(aside) != 1 {
+		t.Fatalf("moved aside: %v, want one logjail.db.corrupt-<time>", aside)
+	}
+	if b, _ := os.ReadFile(aside[0]); !strings.HasPrefix(string(b), "this is no SQLite") {
+		t.Errorf("the file moved aside is not the old one: %q", b)
+	}
+	if _, err := d.Ban(control.BanRequest{Jail: "a", Target: "192.0.2.1"}); err != nil {
+		t.Errorf("a ban with the new database: %v", err)
+	}
+}
