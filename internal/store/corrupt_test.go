@@ -118,7 +118,7 @@ func TestCorruptMovedAside(t *testing.T) {
 				}
 			}
 			out := logs.String()
-			if !strings.Contains(out, "level=WARN") || !strings.Contains(out, "moved aside") ||
+			if !strings.Contains(out, "level=ERROR") || !strings.Contains(out, "moved aside") ||
 				!strings.Contains(out, tt.reason) || !strings.Contains(out, moved) {
 				t.Errorf("log does not carry the warning (want %q):\n%s", tt.reason, out)
 			}

@@ -190,7 +190,7 @@ func open(path string, o Options, migs []migration) (*Store, error) {
 	if merr != nil {
 		return nil, fmt.Errorf("%w; moving it aside failed: %w", err, merr)
 	}
-	o.Logger.Warn("database unusable, moved aside; starting with an empty database",
+	o.Logger.Error("database unusable, moved aside; starting with an empty database: the bans in force and the history in it are not used",
 		"path", abs, "moved_to", moved, "reason", err.Error())
 	s, err = tryOpen(abs, o, migs)
 	if err != nil {
