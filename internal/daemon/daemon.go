@@ -200,6 +200,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.log.Info("logjail started", "jails", running, "broken", len(brokenMsgs), "config", d.o.ConfigDir)
 	d.endOrphans()
+	trimAfterStart(d.log)
 	close(d.ready)
 	purgeCtx, purgeCancel := context.WithCancel(context.Background())
 	purgeDone := make(chan struct{})
