@@ -397,25 +397,35 @@ func (b *bench) stopWith(d *daemon, sig syscall.Signal) (time.Duration, string, 
 	return el, note, nil
 }
 
-// startupPhase stops the running daemon with sig (none for the cold start), starts it again
-// with --keep-on-stop and measures the start. all applied: once the daemon logged "kernel
-// reconciled" with the number of rules it had to add, the time nft monitor saw the last of
-// those added (or the reconcile itself when there were none); banned --json then checks.
-func (b *bench) startupPhase(d *daemon, conf string, pr *prober, name, how string, sig syscall.Signal, n int) (*startPhase, error) {
-	p := &startPhase{kind: kindLogjail, name: name, how: how, bans: n, socketAt: -1, servingAt: -1, reconciledAt: -1, appliedAt: -1, verifiedAt: -1,
+// beginPhase makes the record of one start and stops the running daemon with sig first (none
+// for a cold start); from is when the phase began.
+func (b *bench) beginPhase(d *daemon, kind daemonKind, name, how string, sig syscall.Signal, n int) (*startPhase, time.Time, error) {
+	p := &startPhase{kind: kind, name: name, how: how, bans: n, socketAt: -1, servingAt: -1, reconciledAt: -1, appliedAt: -1, verifiedAt: -1,
 		probeRuleAt: -1, firstRefusedAt: -1}
-	capWait := b.o.capStartup
 	from := time.Now()
 	if sig != 0 {
 		stop, note, err := b.stopWith(d, sig)
 		if err != nil {
-			return nil, err
+			return nil, from, err
 		}
 		p.stop = stop
 		if note != "" {
 			p.errors = append(p.errors, note)
 		}
 	}
+	return p, from, nil
+}
+
+// startupPhase stops the running daemon with sig (none for the cold start), starts it again
+// with --keep-on-stop and measures the start. all applied: once the daemon logged "kernel
+// reconciled" with the number of rules it had to add, the time nft monitor saw the last of
+// those added (or the reconcile itself when there were none); banned --json then checks.
+func (b *bench) startupPhase(d *daemon, conf string, pr *prober, name, how string, sig syscall.Signal, n int) (*startPhase, error) {
+	p, from, err := b.beginPhase(d, kindLogjail, name, how, sig, n)
+	if err != nil {
+		return nil, err
+	}
+	capWait := b.o.capStartup
 	adds0, _ := d.mon.ruleAdds()
 	// Taken after the old daemon was reaped: its whole life's CPU went to ljbench's children's
 	// time then, and is no other load.
@@ -668,20 +678,11 @@ func f2bClient(b *bench, d *daemon, args ...string) (string, error) {
 // the cold start) and starts it again on the same dbfile. all applied: nft monitor saw as many
 // ban rules added as there are bans (fail2ban re-adds every one at every start).
 func (b *bench) f2bPhase(d *daemon, conf string, pr *prober, name, how string, sig syscall.Signal, n int) (*startPhase, error) {
-	p := &startPhase{kind: kindFail2ban, name: name, how: how, bans: n, socketAt: -1, servingAt: -1, reconciledAt: -1, appliedAt: -1, verifiedAt: -1,
-		probeRuleAt: -1, firstRefusedAt: -1}
-	capWait := b.o.capStartup
-	from := time.Now()
-	if sig != 0 {
-		stop, note, err := b.stopWith(d, sig)
-		if err != nil {
-			return nil, err
-		}
-		p.stop = stop
-		if note != "" {
-			p.errors = append(p.errors, note)
-		}
+	p, from, err := b.beginPhase(d, kindFail2ban, name, how, sig, n)
+	if err != nil {
+		return nil, err
 	}
+	capWait := b.o.capStartup
 	adds0, _ := d.mon.ruleAdds()
 	logOff := fileSize(d.log)
 	sys0 := snapSys()

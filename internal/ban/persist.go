@@ -123,9 +123,6 @@ func (m *Manager) restoreBans(name string) []Ban {
 	var out []Ban
 	expired := 0
 	for _, sb := range all {
-		if sb.Jail != name {
-			continue
-		}
 		p, err := normTarget(sb.Target)
 		if err != nil {
 			m.log.Warn("skipping a ban of the state database", "jail", name, "target", sb.Target, "err", err)
