@@ -34,7 +34,7 @@ unit:
 # exceeded", golang/go#75804).
 FUZZ_TARGETS ?= config:FuzzParse:150000 config:FuzzLoad:50000 logtime:FuzzFind:15000 \
                 logtime:FuzzNew:100000 source:FuzzUtmpReader:300000 filter:FuzzMatcher:50000 \
-                window:FuzzWindow:10000
+                window:FuzzWindow:10000 rx:FuzzAgainstRegexp:200000
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -22,6 +22,7 @@ import (
 
 	"github.com/logjail/logjail/internal/config"
 	"github.com/logjail/logjail/internal/logtime"
+	"github.com/logjail/logjail/internal/rx"
 )
 
 // DefaultMatchTimeout bounds one match of a backtracking-engine regex on one line.
@@ -216,6 +217,7 @@ type Matcher struct {
 	// lastDate is the time of the last line that had one: it stands in for an empty or
 	// impossible date text on the next lines, for a minute.
 	lastDate time.Time
+	rx       rx.Machine // the regex engine's work space
 	// Hits counts matches per failregex; IgnoreHits per ignoreregex.
 	Hits       []int
 	IgnoreHits []int
@@ -276,7 +278,7 @@ func (m *Matcher) Process(line string, now time.Time) Result {
 	}
 	var pre []int
 	if p := m.f.Pref; p != nil {
-		idx, err := p.match(text)
+		idx, err := p.match(&m.rx, text)
 		if err != nil {
 			res.Timeout = true
 		}
@@ -302,7 +304,7 @@ func (m *Matcher) Process(line string, now time.Time) Result {
 
 func (m *Matcher) failregexes(res Result, text, preText string, pre []int) Result {
 	for i, r := range m.f.Fail {
-		idx, err := r.match(text)
+		idx, err := r.match(&m.rx, text)
 		if err != nil {
 			res.Timeout = true
 		}
@@ -369,7 +371,7 @@ func (m *Matcher) ignored(text string, matched []string) bool {
 		text = strings.Join(matched, "\n") + "\n"
 	}
 	for i, r := range m.f.Ignore {
-		if idx, _ := r.match(text); idx != nil {
+		if idx, _ := r.match(&m.rx, text); idx != nil {
 			m.IgnoreHits[i]++
 			return true
 		}

@@ -3,12 +3,13 @@ package filter
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"regexp/syntax"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dlclark/regexp2"
+	"github.com/logjail/logjail/internal/rx"
 )
 
 // Engine names the regex engine a pattern runs on.
@@ -81,18 +82,23 @@ type Regex struct {
 	Engine   Engine
 	Unknown  []string // <tags> that were not recognised and match literally
 
-	re2  *regexp.Regexp
+	re2  *rx.Regexp // RE2 syntax, run by our faster backtracker (same results as regexp)
 	re2b *regexp2.Regexp
 	// lit is a literal the line must contain for the regex to match (empty: none known). A
 	// strings.Contains on it rejects most lines far faster than running the regex.
 	lit    string
 	prefix bool     // lit must be at the very start
 	anyLit []string // when lit is empty: one of these must be in the line (from an alternation)
-	g      groups
+	// heads, when set, replaces lit and anyLit: the text must start with one of these (a regex
+	// anchored at ^ that opens with fixed words, such as "^(?:Invalid|Illegal) user "). A
+	// check at the start is both cheaper and more selective than a search through the line.
+	heads []string
+	g     groups
+	flags string // "(?m)" in multi-line mode
 	// head is the regex without a final "(?P<name>.+)$" (prefregex's <F-CONTENT>.+</F-CONTENT>$):
 	// that group is always "the rest of the line", and letting the engine walk it costs as much
 	// as the rest of the regex. nil when the regex does not end so.
-	head *regexp.Regexp
+	head *rx.Regexp
 }
 
 // splitRest sets head when the regex ends with a named group ".+" and "$", that group being
@@ -107,7 +113,7 @@ func (r *Regex) splitRest(multiline bool) {
 		return
 	}
 	// the group stays, empty, so that its index is reported where the rest of the line begins
-	head, err := regexp.Compile(strings.TrimSuffix(r.Expanded, suffix) + "(?P<" + r.g.names[last] + ">)")
+	head, err := rx.Compile(r.flags + strings.TrimSuffix(r.Expanded, suffix) + "(?P<" + r.g.names[last] + ">)")
 	if err != nil || head.NumSubexp() != last {
 		return
 	}
@@ -130,13 +136,16 @@ func compileRegex(src string, dns UseDNS, multiline bool, timeout time.Duration)
 	if multiline {
 		flags = "(?m)"
 	}
-	re, err := regexp.Compile(flags + exp)
+	r.flags = flags
+	re, err := rx.Compile(flags + exp)
 	if err == nil {
 		r.Engine = EngineRE2
 		r.re2 = re
 		r.g = newGroups(re.SubexpNames())
 		r.lit, r.prefix = requiredLiteral(flags + exp)
-		if !r.prefix {
+		if r.heads = requiredHeads(flags + exp); r.heads != nil {
+			r.lit, r.prefix = "", false
+		} else if !r.prefix {
 			// a literal at the start already rejects cheaply; checking a set of words on top of
 			// it costs more than it saves
 			r.anyLit = requiredAny(flags + exp)
@@ -255,7 +264,10 @@ func asSyntaxError(err error, se **syntax.Error) bool { return errors.As(err, se
 
 // match runs the regex on s and returns the submatch index pairs, or nil. Errors of the
 // backtracking engine (its timeout) count as no match and are returned for counting.
-func (r *Regex) match(s string) ([]int, error) {
+func (r *Regex) match(m *rx.Machine, s string) ([]int, error) {
+	if r.heads != nil && !hasAnyPrefix(s, r.heads) {
+		return nil, nil
+	}
 	if r.anyLit != nil && !containsAny(s, r.anyLit) {
 		return nil, nil
 	}
@@ -270,20 +282,20 @@ func (r *Regex) match(s string) ([]int, error) {
 	}
 	if r.head != nil {
 		// the regex minus a final (?P<g>.+)$: g is the rest of the line, when not empty
-		if idx := r.head.FindStringSubmatchIndex(s); idx != nil && idx[1] < len(s) {
+		if idx := r.head.FindStringSubmatchIndex(m, s); idx != nil && idx[1] < len(s) {
 			idx[1], idx[len(idx)-1] = len(s), len(s)
 			return idx, nil
 		}
 		// the head's preferred match took the whole line: let the full regex decide
 	}
 	if r.re2 != nil {
-		return r.re2.FindStringSubmatchIndex(s), nil
+		return r.re2.FindStringSubmatchIndex(m, s), nil
 	}
-	m, err := r.re2b.FindStringMatch(s)
-	if err != nil || m == nil {
+	bm, err := r.re2b.FindStringMatch(s)
+	if err != nil || bm == nil {
 		return nil, err
 	}
-	return backtrackIndexes(m, len(r.g.names), s), nil
+	return backtrackIndexes(bm, len(r.g.names), s), nil
 }
 
 // backtrackIndexes converts a regexp2 match to byte-offset index pairs like regexp's.
@@ -363,7 +375,7 @@ func requiredLiteral(expr string) (string, bool) {
 // MatchString reports whether the regex matches s (for timing and tools; the matcher uses the
 // submatch form).
 func (r *Regex) MatchString(s string) bool {
-	idx, _ := r.match(s)
+	idx, _ := r.match(nil, s)
 	return idx != nil
 }
 
@@ -455,6 +467,125 @@ func anyOf(re *syntax.Regexp, top bool) ([]string, bool) {
 		return out, len(out) > 0
 	}
 	return nil, false
+}
+
+// hasAnyPrefix reports whether s starts with one of heads.
+func hasAnyPrefix(s string, heads []string) bool {
+	for _, h := range heads {
+		if strings.HasPrefix(s, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// Bounds of the set of openings: past them the check costs more than it saves.
+const (
+	maxHeads   = 16
+	maxHeadLen = 24
+)
+
+// requiredHeads finds the words one of which every match must start with, for a regex anchored
+// at the start of the text (^ without (?m)): "^(?:Invalid|Illegal) user <F-USER>..." gives
+// "Invalid user " and "Illegal user ". nil when the regex is not so anchored, when a match may
+// start with anything (a class, an optional part), or when the set grows past maxHeads.
+func requiredHeads(expr string) []string {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	re = re.Simplify()
+	for re.Op == syntax.OpCapture {
+		re = re.Sub[0]
+	}
+	if re.Op != syntax.OpConcat || len(re.Sub) < 2 || re.Sub[0].Op != syntax.OpBeginText {
+		return nil
+	}
+	set, _ := headsOf(&syntax.Regexp{Op: syntax.OpConcat, Sub: re.Sub[1:]})
+	if len(set) == 0 || len(set) > maxHeads {
+		return nil
+	}
+	for _, h := range set {
+		if h == "" {
+			return nil // some match starts with no fixed text
+		}
+	}
+	return set
+}
+
+// headsOf returns the fixed texts one of which every match of re starts with, and whether
+// each of them is a whole match of re (so that what follows re may extend them). nil, false
+// when re can start with anything; a set holding "" when it may start with no fixed text.
+func headsOf(re *syntax.Regexp) ([]string, bool) {
+	switch re.Op {
+	case syntax.OpEmptyMatch:
+		return []string{""}, true
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase != 0 {
+			return []string{""}, false
+		}
+		return []string{string(re.Rune)}, true
+	case syntax.OpCapture:
+		return headsOf(re.Sub[0])
+	case syntax.OpPlus, syntax.OpRepeat:
+		if re.Op == syntax.OpRepeat && re.Min < 1 {
+			break
+		}
+		set, _ := headsOf(re.Sub[0])
+		return set, false
+	case syntax.OpQuest:
+		set, whole := headsOf(re.Sub[0])
+		if !whole {
+			return []string{""}, false
+		}
+		return append(set, ""), true
+	case syntax.OpCharClass:
+		var set []string
+		for i := 0; i < len(re.Rune); i += 2 {
+			for c := re.Rune[i]; c <= re.Rune[i+1]; c++ {
+				if c >= utf8.RuneSelf || len(set) >= maxHeads {
+					return []string{""}, false
+				}
+				set = append(set, string(c))
+			}
+		}
+		return set, true
+	case syntax.OpAlternate:
+		var set []string
+		whole := true
+		for _, sub := range re.Sub {
+			s, w := headsOf(sub)
+			set = append(set, s...)
+			whole = whole && w
+			if len(set) > maxHeads {
+				return []string{""}, false
+			}
+		}
+		return set, whole
+	case syntax.OpConcat:
+		set := []string{""}
+		for _, sub := range re.Sub {
+			next, whole := headsOf(sub)
+			if len(set)*len(next) > maxHeads {
+				return set, false
+			}
+			var out []string
+			for _, a := range set {
+				for _, b := range next {
+					if len(a)+len(b) > maxHeadLen {
+						return set, false
+					}
+					out = append(out, a+b)
+				}
+			}
+			set = out
+			if !whole {
+				return set, false
+			}
+		}
+		return set, true
+	}
+	return []string{""}, false
 }
 
 func minLen(set []string) int {

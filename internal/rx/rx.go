@@ -1,0 +1,406 @@
+// Package rx runs RE2 regexes (Go's syntax, Go's leftmost-first semantics) on log lines faster
+// than package regexp does, for the one call a filter makes per line: FindStringSubmatchIndex.
+//
+// It is a backtracker over Go's own compiled program (regexp/syntax), like regexp's bitState
+// engine, with the same guarantee of linear time: every (instruction, position) pair is
+// visited at most once per call, so no crafted line can make it backtrack without end. It is
+// faster on log lines because it
+//   - joins runs of single characters into one instruction compared with one string compare
+//     ("Failed password for " is one step, not twenty),
+//   - tests ASCII characters against a 128-bit set instead of searching rune ranges,
+//   - reads the string directly instead of through regexp's input interface,
+//   - keeps its work space in a Machine that the caller owns (one per goroutine) instead of a
+//     sync.Pool.
+//
+// Results are those of regexp.Regexp.FindStringSubmatchIndex, index for index: the fuzz test
+// compares both on random regexes and texts. Texts too long for the visited set (see
+// maxVisitBits) go to package regexp, which then runs its NFA.
+package rx
+
+import (
+	"regexp"
+	"regexp/syntax"
+	"strings"
+	"unicode/utf8"
+)
+
+type opcode uint8
+
+const (
+	opFail opcode = iota
+	opAlt
+	opLit   // lit must follow
+	opClass // one rune in the set
+	opAnyNotNL
+	opAny
+	opCap
+	opEmpty
+	opNop
+	opMatch
+)
+
+type inst struct {
+	op    opcode
+	out   uint32
+	arg   uint32       // opAlt: the second choice; opCap: the register; opEmpty: the EmptyOp
+	lit   string       // opLit
+	ascii [2]uint64    // opClass: which runes below utf8.RuneSelf match
+	rune  *syntax.Inst // opClass: the original instruction, for runes at or past utf8.RuneSelf
+}
+
+func (in *inst) matchASCII(c byte) bool { return in.ascii[c>>6]&(1<<(c&63)) != 0 }
+
+// Regexp is a compiled regex. It is safe for concurrent use; each goroutine passes its own
+// Machine.
+type Regexp struct {
+	std      *regexp.Regexp // the same regex, for long texts
+	prog     []inst
+	start    uint32
+	anchored bool   // the regex starts with \A (^ without (?m)): only position 0 can match
+	prefix   string // an unanchored match starts with this literal (regexp's prefix scan)
+	ncap     int    // 2 * (number of groups + 1)
+	maxLen   int    // longest text the visited set covers
+}
+
+// maxVisitBits bounds the visited set (instructions x positions), as regexp bounds its own
+// backtracker; past it the text goes to regexp's NFA.
+const maxVisitBits = 256 * 1024
+
+// Compile parses expr with Go's syntax (syntax.Perl, as regexp.Compile) and compiles it.
+func Compile(expr string) (*Regexp, error) {
+	std, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, err
+	}
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil, err
+	}
+	ncap := 2 * (re.MaxCap() + 1)
+	prog, err := syntax.Compile(re.Simplify())
+	if err != nil {
+		return nil, err
+	}
+	r := &Regexp{std: std, ncap: ncap}
+	r.build(prog)
+	r.anchored = prog.StartCond()&syntax.EmptyBeginText != 0
+	if !r.anchored {
+		if p, _ := prog.Prefix(); p != "" {
+			r.prefix = p
+		}
+	}
+	r.maxLen = maxVisitBits/len(r.prog) - 1
+	return r, nil
+}
+
+// MustCompile is Compile that panics on an error, for regexes fixed in the program.
+func MustCompile(expr string) *Regexp {
+	r, err := Compile(expr)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// Std returns the same regex compiled by package regexp.
+func (r *Regexp) Std() *regexp.Regexp { return r.std }
+
+// NumSubexp is the number of parenthesised groups.
+func (r *Regexp) NumSubexp() int { return r.ncap/2 - 1 }
+
+// SubexpNames is regexp's SubexpNames.
+func (r *Regexp) SubexpNames() []string { return r.std.SubexpNames() }
+
+// String returns the source text.
+func (r *Regexp) String() string { return r.std.String() }
+
+// build translates Go's program, joining literal runs.
+func (r *Regexp) build(p *syntax.Prog) {
+	// how many instructions lead to each one: a character inside a literal run must be
+	// reached from the one before it only, or the run cannot be one step
+	indeg := make([]int, len(p.Inst))
+	for i := range p.Inst {
+		in := &p.Inst[i]
+		switch in.Op {
+		case syntax.InstMatch, syntax.InstFail:
+			continue
+		case syntax.InstAlt, syntax.InstAltMatch:
+			indeg[in.Arg]++
+		}
+		indeg[in.Out]++
+	}
+	indeg[p.Start]++
+	lit1 := func(in *syntax.Inst) (rune, bool) {
+		if in.Op != syntax.InstRune1 || syntax.Flags(in.Arg)&syntax.FoldCase != 0 {
+			return 0, false
+		}
+		c := in.Rune[0]
+		return c, c != utf8.RuneError && utf8.ValidRune(c)
+	}
+	// new index of every old instruction that keeps one (run heads and all others)
+	idx := make([]uint32, len(p.Inst))
+	inRun := make([]bool, len(p.Inst)) // a character of a run other than its first
+	for i := range p.Inst {
+		in := &p.Inst[i]
+		if _, ok := lit1(in); !ok {
+			continue
+		}
+		for j := in.Out; ; {
+			next := &p.Inst[j]
+			if _, ok := lit1(next); !ok || indeg[j] != 1 || inRun[j] || int(j) == i {
+				break
+			}
+			inRun[j] = true
+			j = next.Out
+		}
+	}
+	n := uint32(0)
+	for i := range p.Inst {
+		if !inRun[i] {
+			idx[i] = n
+			n++
+		}
+	}
+	r.prog = make([]inst, n)
+	for i := range p.Inst {
+		if inRun[i] {
+			continue
+		}
+		in := &p.Inst[i]
+		out := &r.prog[idx[i]]
+		switch in.Op {
+		case syntax.InstFail:
+			out.op = opFail
+			continue
+		case syntax.InstMatch:
+			out.op = opMatch
+			continue
+		case syntax.InstAlt, syntax.InstAltMatch:
+			out.op, out.arg = opAlt, idx[in.Arg]
+		case syntax.InstCapture:
+			out.op, out.arg = opCap, in.Arg
+		case syntax.InstEmptyWidth:
+			out.op, out.arg = opEmpty, in.Arg
+		case syntax.InstNop:
+			out.op = opNop
+		case syntax.InstRuneAnyNotNL:
+			out.op = opAnyNotNL
+		case syntax.InstRuneAny:
+			out.op = opAny
+		case syntax.InstRune1, syntax.InstRune:
+			if c, ok := lit1(in); ok {
+				var b strings.Builder
+				b.WriteRune(c)
+				j := in.Out
+				for inRun[j] {
+					c, _ := lit1(&p.Inst[j])
+					b.WriteRune(c)
+					j = p.Inst[j].Out
+				}
+				out.op, out.lit, out.out = opLit, b.String(), idx[j]
+				continue
+			}
+			out.op, out.rune = opClass, in
+			for c := rune(0); c < utf8.RuneSelf; c++ {
+				if in.MatchRune(c) {
+					out.ascii[c>>6] |= 1 << (c & 63)
+				}
+			}
+		}
+		out.out = idx[in.Out]
+	}
+	r.start = idx[p.Start]
+}
+
+// job is a choice to come back to: go on at pc and pos, or (restore) put back the old value
+// pos of capture register pc.
+type job struct {
+	pc      uint32
+	restore bool
+	pos     int
+}
+
+// Machine is the work space of one matching goroutine; the zero value is ready. It may serve
+// many Regexps, one call at a time.
+type Machine struct {
+	visited []uint64
+	jobs    []job
+	cap     []int
+	width   int // positions per instruction in visited: len(text)+1
+}
+
+// FindStringSubmatchIndex is regexp's: nil, or the start and end of the match and of each group
+// (-1 for a group that took no part). m may be nil (a Machine is then made for the call).
+func (r *Regexp) FindStringSubmatchIndex(m *Machine, s string) []int {
+	if len(s) > r.maxLen {
+		return r.std.FindStringSubmatchIndex(s)
+	}
+	if m == nil {
+		m = new(Machine)
+	}
+	m.reset(r, len(s))
+	if r.anchored {
+		m.cap[0] = 0
+		if r.try(m, s, 0) {
+			return append([]int(nil), m.cap...)
+		}
+		return nil
+	}
+	for pos := 0; pos <= len(s); {
+		if r.prefix != "" {
+			i := strings.Index(s[pos:], r.prefix)
+			if i < 0 {
+				return nil
+			}
+			pos += i
+		}
+		m.cap[0] = pos
+		if r.try(m, s, pos) {
+			return append([]int(nil), m.cap...)
+		}
+		if pos == len(s) {
+			break
+		}
+		if s[pos] < utf8.RuneSelf {
+			pos++
+		} else {
+			_, w := utf8.DecodeRuneInString(s[pos:])
+			pos += w
+		}
+	}
+	return nil
+}
+
+// MatchString reports whether s holds a match.
+func (r *Regexp) MatchString(m *Machine, s string) bool {
+	return r.FindStringSubmatchIndex(m, s) != nil
+}
+
+func (m *Machine) reset(r *Regexp, n int) {
+	m.width = n + 1
+	words := (len(r.prog)*m.width + 63) / 64
+	if cap(m.visited) < words {
+		m.visited = make([]uint64, words)
+	} else {
+		m.visited = m.visited[:words]
+		clear(m.visited)
+	}
+	if cap(m.cap) < r.ncap {
+		m.cap = make([]int, r.ncap)
+	} else {
+		m.cap = m.cap[:r.ncap]
+	}
+	for i := range m.cap {
+		m.cap[i] = -1
+	}
+	m.jobs = m.jobs[:0]
+}
+
+// try runs the backtracker from pc start at pos; on a match m.cap holds the groups.
+func (r *Regexp) try(m *Machine, s string, pos int) bool {
+	prog := r.prog
+	visited := m.visited
+	width := m.width
+	jobs := append(m.jobs[:0], job{pc: r.start, pos: pos})
+	defer func() { m.jobs = jobs[:0] }()
+	for len(jobs) > 0 {
+		j := jobs[len(jobs)-1]
+		jobs = jobs[:len(jobs)-1]
+		if j.restore {
+			m.cap[j.pc] = j.pos
+			continue
+		}
+		pc, pos := j.pc, j.pos
+	step:
+		// visit (pc, pos) once: a second visit would fail as the first did
+		bit := uint(int(pc)*width + pos)
+		if visited[bit/64]&(1<<(bit%64)) != 0 {
+			continue
+		}
+		visited[bit/64] |= 1 << (bit % 64)
+		in := &prog[pc]
+		switch in.op {
+		case opLit:
+			if !strings.HasPrefix(s[pos:], in.lit) {
+				continue
+			}
+			pos += len(in.lit)
+		case opClass:
+			if pos >= len(s) {
+				continue
+			}
+			if c := s[pos]; c < utf8.RuneSelf {
+				if !in.matchASCII(c) {
+					continue
+				}
+				pos++
+			} else {
+				c, w := utf8.DecodeRuneInString(s[pos:])
+				if !in.rune.MatchRune(c) {
+					continue
+				}
+				pos += w
+			}
+		case opAnyNotNL:
+			if pos >= len(s) || s[pos] == '\n' {
+				continue
+			}
+			if s[pos] < utf8.RuneSelf {
+				pos++
+			} else {
+				_, w := utf8.DecodeRuneInString(s[pos:])
+				pos += w
+			}
+		case opAny:
+			if pos >= len(s) {
+				continue
+			}
+			if s[pos] < utf8.RuneSelf {
+				pos++
+			} else {
+				_, w := utf8.DecodeRuneInString(s[pos:])
+				pos += w
+			}
+		case opAlt:
+			jobs = append(jobs, job{pc: in.arg, pos: pos})
+		case opCap:
+			if int(in.arg) < len(m.cap) {
+				jobs = append(jobs, job{pc: in.arg, restore: true, pos: m.cap[in.arg]})
+				m.cap[in.arg] = pos
+			}
+		case opEmpty:
+			if !emptyOK(syntax.EmptyOp(in.arg), s, pos) {
+				continue
+			}
+		case opNop:
+		case opMatch:
+			m.cap[1] = pos
+			return true
+		default:
+			continue
+		}
+		pc = in.out
+		goto step
+	}
+	return false
+}
+
+// emptyOK reports whether the zero-width assertions op hold at pos.
+func emptyOK(op syntax.EmptyOp, s string, pos int) bool {
+	r1, r2 := rune(-1), rune(-1)
+	if pos > 0 {
+		if c := s[pos-1]; c < utf8.RuneSelf {
+			r1 = rune(c)
+		} else {
+			r1, _ = utf8.DecodeLastRuneInString(s[:pos])
+		}
+	}
+	if pos < len(s) {
+		if c := s[pos]; c < utf8.RuneSelf {
+			r2 = rune(c)
+		} else {
+			r2, _ = utf8.DecodeRuneInString(s[pos:])
+		}
+	}
+	return op&^syntax.EmptyOpContext(r1, r2) == 0
+}
