@@ -218,6 +218,9 @@ type Matcher struct {
 	// impossible date text on the next lines, for a minute.
 	lastDate time.Time
 	rx       rx.Machine // the regex engine's work space
+	// group indexes of the line being processed: of prefregex, of the failregex that
+	// matched, of an ignoreregex (reused from line to line)
+	preIdx, failIdx, ignIdx []int
 	// Hits counts matches per failregex; IgnoreHits per ignoreregex.
 	Hits       []int
 	IgnoreHits []int
@@ -278,14 +281,14 @@ func (m *Matcher) Process(line string, now time.Time) Result {
 	}
 	var pre []int
 	if p := m.f.Pref; p != nil {
-		idx, err := p.match(&m.rx, text)
+		idx, err := p.match(&m.rx, m.preIdx, text)
 		if err != nil {
 			res.Timeout = true
 		}
 		if idx == nil {
 			return res
 		}
-		pre = idx
+		pre, m.preIdx = idx, idx
 		if c := p.g.content; c >= 0 && idx[2*c] >= 0 && idx[2*c+1] > idx[2*c] {
 			// fail2ban: the content replaces the whole buffer
 			content := text[idx[2*c]:idx[2*c+1]]
@@ -304,13 +307,14 @@ func (m *Matcher) Process(line string, now time.Time) Result {
 
 func (m *Matcher) failregexes(res Result, text, preText string, pre []int) Result {
 	for i, r := range m.f.Fail {
-		idx, err := r.match(&m.rx, text)
+		idx, err := r.match(&m.rx, m.failIdx, text)
 		if err != nil {
 			res.Timeout = true
 		}
 		if idx == nil {
 			continue
 		}
+		m.failIdx = idx
 		res.Regex = i
 		m.Hits[i]++
 		var matched []string
@@ -371,7 +375,8 @@ func (m *Matcher) ignored(text string, matched []string) bool {
 		text = strings.Join(matched, "\n") + "\n"
 	}
 	for i, r := range m.f.Ignore {
-		if idx, _ := r.match(&m.rx, text); idx != nil {
+		if idx, _ := r.match(&m.rx, m.ignIdx, text); idx != nil {
+			m.ignIdx = idx
 			m.IgnoreHits[i]++
 			return true
 		}

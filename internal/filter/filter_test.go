@@ -297,14 +297,14 @@ func TestRestOfLineSplit(t *testing.T) {
 		{"xxx", "xx", "x"},
 		{"y", "", "y"},
 	} {
-		idx, _ := r.match(nil, tt.in)
+		idx, _ := r.match(nil, nil, tt.in)
 		a, _ := capture(tt.in, idx, r.g.names2idx("a"))
 		c, _ := capture(tt.in, idx, r.g.content)
 		if a != tt.a || c != tt.content || idx[0] != 0 || idx[1] != len(tt.in) {
 			t.Errorf("%q: a=%q content=%q span=%v, want a=%q content=%q", tt.in, a, c, idx[:2], tt.a, tt.content)
 		}
 	}
-	if idx, _ := r.match(nil, ""); idx != nil {
+	if idx, _ := r.match(nil, nil, ""); idx != nil {
 		t.Errorf("empty line matched: %v", idx)
 	}
 }

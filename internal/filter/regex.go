@@ -264,7 +264,9 @@ func asSyntaxError(err error, se **syntax.Error) bool { return errors.As(err, se
 
 // match runs the regex on s and returns the submatch index pairs, or nil. Errors of the
 // backtracking engine (its timeout) count as no match and are returned for counting.
-func (r *Regex) match(m *rx.Machine, s string) ([]int, error) {
+//
+// The indexes are appended to dst[:0] when the regex runs on our engine (nil dst allocates).
+func (r *Regex) match(m *rx.Machine, dst []int, s string) ([]int, error) {
 	if r.heads != nil && !hasAnyPrefix(s, r.heads) {
 		return nil, nil
 	}
@@ -282,14 +284,14 @@ func (r *Regex) match(m *rx.Machine, s string) ([]int, error) {
 	}
 	if r.head != nil {
 		// the regex minus a final (?P<g>.+)$: g is the rest of the line, when not empty
-		if idx := r.head.FindStringSubmatchIndex(m, s); idx != nil && idx[1] < len(s) {
+		if idx := r.head.AppendStringSubmatchIndex(dst, m, s); idx != nil && idx[1] < len(s) {
 			idx[1], idx[len(idx)-1] = len(s), len(s)
 			return idx, nil
 		}
 		// the head's preferred match took the whole line: let the full regex decide
 	}
 	if r.re2 != nil {
-		return r.re2.FindStringSubmatchIndex(m, s), nil
+		return r.re2.AppendStringSubmatchIndex(dst, m, s), nil
 	}
 	bm, err := r.re2b.FindStringMatch(s)
 	if err != nil || bm == nil {
@@ -375,7 +377,7 @@ func requiredLiteral(expr string) (string, bool) {
 // MatchString reports whether the regex matches s (for timing and tools; the matcher uses the
 // submatch form).
 func (r *Regex) MatchString(s string) bool {
-	idx, _ := r.match(nil, s)
+	idx, _ := r.match(nil, nil, s)
 	return idx != nil
 }
 

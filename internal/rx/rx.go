@@ -46,7 +46,25 @@ type inst struct {
 	lit   string       // opLit
 	ascii [2]uint64    // opClass: which runes below utf8.RuneSelf match
 	rune  *syntax.Inst // opClass: the original instruction, for runes at or past utf8.RuneSelf
+	memo  int32        // row in the visited set, or -1: see build
+	loop  loopKind     // opAlt: how the loop it closes runs (see loops)
 }
+
+// loopKind marks an opAlt that closes a loop over one character instruction (x* x+ x*? x+?)
+// that can run without a choice per character.
+type loopKind uint8
+
+const (
+	loopNone loopKind = iota
+	// loopGreedy: a greedy loop whose continuation must start with a character the loop does
+	// not take (\S+ then a space, \d+ then "]"): every earlier stop fails at once, so the
+	// loop takes all it can and goes on from there only.
+	loopGreedy
+	// loopLazy: a lazy loop over any character (.*? .+?) whose continuation starts with the
+	// literal lit (" from "): only the places where lit stands can go on, so the loop jumps
+	// to the next one (strings.Index) instead of trying each character.
+	loopLazy
+)
 
 func (in *inst) matchASCII(c byte) bool { return in.ascii[c>>6]&(1<<(c&63)) != 0 }
 
@@ -60,6 +78,7 @@ type Regexp struct {
 	prefix   string // an unanchored match starts with this literal (regexp's prefix scan)
 	ncap     int    // 2 * (number of groups + 1)
 	maxLen   int    // longest text the visited set covers
+	rows     int    // instructions with a row in the visited set
 }
 
 // maxVisitBits bounds the visited set (instructions x positions), as regexp bounds its own
@@ -89,7 +108,7 @@ func Compile(expr string) (*Regexp, error) {
 			r.prefix = p
 		}
 	}
-	r.maxLen = maxVisitBits/len(r.prog) - 1
+	r.maxLen = maxVisitBits/max(r.rows, 1) - 1
 	return r, nil
 }
 
@@ -184,9 +203,9 @@ func (r *Regexp) build(p *syntax.Prog) {
 		case syntax.InstNop:
 			out.op = opNop
 		case syntax.InstRuneAnyNotNL:
-			out.op = opAnyNotNL
+			out.op, out.ascii = opAnyNotNL, [2]uint64{^uint64(1 << '\n'), ^uint64(0)}
 		case syntax.InstRuneAny:
-			out.op = opAny
+			out.op, out.ascii = opAny, [2]uint64{^uint64(0), ^uint64(0)}
 		case syntax.InstRune1, syntax.InstRune:
 			if c, ok := lit1(in); ok {
 				var b strings.Builder
@@ -210,6 +229,109 @@ func (r *Regexp) build(p *syntax.Prog) {
 		out.out = idx[in.Out]
 	}
 	r.start = idx[p.Start]
+	// Only instructions that more than one path leads to need a row in the visited set: one
+	// reached from a single predecessor is visited at most as often as that predecessor, and
+	// every cycle (a loop) passes through its entry, which two paths lead to. That keeps the
+	// bound (each row at most once per position) with fewer checks than a row per instruction.
+	in := make([]int, len(r.prog))
+	in[r.start] += 2 // the start is entered anew at each position tried
+	for i := range r.prog {
+		switch r.prog[i].op {
+		case opFail, opMatch:
+			continue
+		case opAlt:
+			in[r.prog[i].arg]++
+		}
+		in[r.prog[i].out]++
+	}
+	r.loops()
+	for i := range r.prog {
+		r.prog[i].memo = -1
+		if in[i] > 1 || r.prog[i].loop != loopNone {
+			r.prog[i].memo = int32(r.rows)
+			r.rows++
+		}
+	}
+}
+
+// loops finds the loops that loopGreedy and loopLazy can run.
+func (r *Regexp) loops() {
+	for i := range r.prog {
+		a := &r.prog[i]
+		if a.op != opAlt {
+			continue
+		}
+		greedyBody, lazyBody := &r.prog[a.out], &r.prog[a.arg]
+		switch {
+		case greedyBody.out == uint32(i) && greedyBody.consumesOne():
+			set, nonASCII, ok := r.first(a.arg, 0)
+			if !ok || nonASCII && greedyBody.takesNonASCII() {
+				continue
+			}
+			body := greedyBody.ascii
+			if body[0]&set[0] == 0 && body[1]&set[1] == 0 {
+				a.loop = loopGreedy
+			}
+		case lazyBody.out == uint32(i) && (lazyBody.op == opAnyNotNL || lazyBody.op == opAny):
+			pc := a.out
+			for r.prog[pc].op == opCap || r.prog[pc].op == opNop {
+				pc = r.prog[pc].out
+			}
+			if r.prog[pc].op == opLit {
+				a.loop, a.lit = loopLazy, r.prog[pc].lit
+			}
+		}
+	}
+}
+
+func (in *inst) consumesOne() bool {
+	return in.op == opClass || in.op == opAnyNotNL || in.op == opAny
+}
+
+// takesNonASCII reports whether the character instruction may match a rune past ASCII.
+func (in *inst) takesNonASCII() bool {
+	if in.op != opClass {
+		return true
+	}
+	if syntax.Flags(in.rune.Arg)&syntax.FoldCase != 0 {
+		return true // K matches the Kelvin sign
+	}
+	for i := 1; i < len(in.rune.Rune); i += 2 {
+		if in.rune.Rune[i] >= utf8.RuneSelf {
+			return true
+		}
+	}
+	return false
+}
+
+// first returns the ASCII characters a match from pc can start with, and whether it may start
+// with a rune past ASCII; ok is false when a match from pc may consume nothing first (an
+// assertion, the end) or the search goes too deep.
+func (r *Regexp) first(pc uint32, depth int) (set [2]uint64, nonASCII, ok bool) {
+	if depth > 8 {
+		return set, false, false
+	}
+	in := &r.prog[pc]
+	switch in.op {
+	case opCap, opNop:
+		return r.first(in.out, depth+1)
+	case opLit:
+		c := in.lit[0]
+		if c >= utf8.RuneSelf {
+			return set, true, true
+		}
+		set[c>>6] |= 1 << (c & 63)
+		return set, false, true
+	case opClass:
+		return in.ascii, in.takesNonASCII(), true
+	case opAlt:
+		s1, n1, ok1 := r.first(in.out, depth+1)
+		s2, n2, ok2 := r.first(in.arg, depth+1)
+		return [2]uint64{s1[0] | s2[0], s1[1] | s2[1]}, n1 || n2, ok1 && ok2
+	case opFail:
+		return set, false, true
+	}
+	return set, false, false
 }
 
 // job is a choice to come back to: go on at pc and pos, or (restore) put back the old value
@@ -232,6 +354,12 @@ type Machine struct {
 // FindStringSubmatchIndex is regexp's: nil, or the start and end of the match and of each group
 // (-1 for a group that took no part). m may be nil (a Machine is then made for the call).
 func (r *Regexp) FindStringSubmatchIndex(m *Machine, s string) []int {
+	return r.AppendStringSubmatchIndex(nil, m, s)
+}
+
+// AppendStringSubmatchIndex is FindStringSubmatchIndex that appends the indexes to dst[:0] (so
+// that a caller matching line after line allocates nothing); nil when there is no match.
+func (r *Regexp) AppendStringSubmatchIndex(dst []int, m *Machine, s string) []int {
 	if len(s) > r.maxLen {
 		return r.std.FindStringSubmatchIndex(s)
 	}
@@ -242,7 +370,7 @@ func (r *Regexp) FindStringSubmatchIndex(m *Machine, s string) []int {
 	if r.anchored {
 		m.cap[0] = 0
 		if r.try(m, s, 0) {
-			return append([]int(nil), m.cap...)
+			return append(dst[:0], m.cap...)
 		}
 		return nil
 	}
@@ -256,7 +384,7 @@ func (r *Regexp) FindStringSubmatchIndex(m *Machine, s string) []int {
 		}
 		m.cap[0] = pos
 		if r.try(m, s, pos) {
-			return append([]int(nil), m.cap...)
+			return append(dst[:0], m.cap...)
 		}
 		if pos == len(s) {
 			break
@@ -278,7 +406,7 @@ func (r *Regexp) MatchString(m *Machine, s string) bool {
 
 func (m *Machine) reset(r *Regexp, n int) {
 	m.width = n + 1
-	words := (len(r.prog)*m.width + 63) / 64
+	words := (r.rows*m.width + 63) / 64
 	if cap(m.visited) < words {
 		m.visited = make([]uint64, words)
 	} else {
@@ -312,13 +440,15 @@ func (r *Regexp) try(m *Machine, s string, pos int) bool {
 		}
 		pc, pos := j.pc, j.pos
 	step:
-		// visit (pc, pos) once: a second visit would fail as the first did
-		bit := uint(int(pc)*width + pos)
-		if visited[bit/64]&(1<<(bit%64)) != 0 {
-			continue
-		}
-		visited[bit/64] |= 1 << (bit % 64)
 		in := &prog[pc]
+		if in.memo >= 0 {
+			// visit (pc, pos) once: a second visit would fail as the first did
+			bit := uint(int(in.memo)*width + pos)
+			if visited[bit/64]&(1<<(bit%64)) != 0 {
+				continue
+			}
+			visited[bit/64] |= 1 << (bit % 64)
+		}
 		switch in.op {
 		case opLit:
 			if !strings.HasPrefix(s[pos:], in.lit) {
@@ -362,6 +492,61 @@ func (r *Regexp) try(m *Machine, s string, pos int) bool {
 				pos += w
 			}
 		case opAlt:
+			switch in.loop {
+			case loopGreedy:
+				// take every character the loop can; marking each (pc, position) passed keeps
+				// the work linear when another path enters the loop further on
+				body := &prog[in.out]
+				p := pos
+				for p < len(s) {
+					w := 1
+					if c := s[p]; c < utf8.RuneSelf {
+						if !body.matchASCII(c) {
+							break
+						}
+					} else {
+						var c rune
+						c, w = utf8.DecodeRuneInString(s[p:])
+						if body.op == opClass && !body.rune.MatchRune(c) {
+							break
+						}
+					}
+					p += w
+					bit := uint(int(in.memo)*width + p)
+					if visited[bit/64]&(1<<(bit%64)) != 0 {
+						goto fail // explored from there before, in vain
+					}
+					visited[bit/64] |= 1 << (bit % 64)
+				}
+				pc, pos = in.arg, p
+				goto step
+			case loopLazy:
+				if !strings.HasPrefix(s[pos:], in.lit) {
+					i := strings.Index(s[pos:], in.lit)
+					if i < 0 {
+						continue
+					}
+					q := pos + i
+					for p := pos; p < q; {
+						w := 1
+						if c := s[p]; c >= utf8.RuneSelf {
+							_, w = utf8.DecodeRuneInString(s[p:])
+						} else if c == '\n' && prog[in.arg].op == opAnyNotNL {
+							goto fail
+						}
+						p += w
+						if p < q {
+							bit := uint(int(in.memo)*width + p)
+							if visited[bit/64]&(1<<(bit%64)) != 0 {
+								goto fail
+							}
+							visited[bit/64] |= 1 << (bit % 64)
+						}
+					}
+					pos = q
+					goto step
+				}
+			}
 			jobs = append(jobs, job{pc: in.arg, pos: pos})
 		case opCap:
 			if int(in.arg) < len(m.cap) {
@@ -381,6 +566,7 @@ func (r *Regexp) try(m *Machine, s string, pos int) bool {
 		}
 		pc = in.out
 		goto step
+	fail:
 	}
 	return false
 }

@@ -2,8 +2,10 @@ package rx
 
 import (
 	"math/rand/v2"
+	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -67,7 +69,7 @@ func TestLongTextGoesToRegexp(t *testing.T) {
 
 // randRegex builds a random regex over a small alphabet, with the constructs filters use.
 func randRegex(rng *rand.Rand, depth int) string {
-	atoms := []string{"a", "b", " ", "é", `\d`, `\S`, `\s`, `[ab]`, `[^a\n]`, `.`, `\.`, "ab", "ba ", `\b`, `^`, `$`, `\n`, `(?i:a)`, `[[:alpha:]]`}
+	atoms := []string{"a", "b", " ", "é", `\d`, `\S`, `\s`, `[ab]`, `[^a\n]`, `.`, `\.`, "ab", "ba ", `\b`, `^`, `$`, `\n`, `(?i:a)`, `[[:alpha:]]`, `a*`, `(?:)`, `\B`, `(a|)`}
 	if depth <= 0 || rng.IntN(3) == 0 {
 		return atoms[rng.IntN(len(atoms))]
 	}
@@ -90,10 +92,10 @@ func randRegex(rng *rand.Rand, depth int) string {
 	}
 }
 
-func randText(rng *rand.Rand) string {
+func randText(rng *rand.Rand, max int) string {
 	parts := []string{"a", "b", " ", "é", "1", "\n", ".", "\xff", "ab", "ba "}
 	var b strings.Builder
-	for n := rng.IntN(12); n > 0; n-- {
+	for n := rng.IntN(max); n > 0; n-- {
 		b.WriteString(parts[rng.IntN(len(parts))])
 	}
 	return b.String()
@@ -104,6 +106,9 @@ func TestAgainstRegexp(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	m := new(Machine)
 	n := 3000
+	if os.Getenv("RX_RANDOM") != "" {
+		n, _ = strconv.Atoi(os.Getenv("RX_RANDOM"))
+	}
 	if testing.Short() {
 		n = 300
 	}
@@ -117,7 +122,10 @@ func TestAgainstRegexp(t *testing.T) {
 			continue
 		}
 		for k := 0; k < 30; k++ {
-			same(t, r, m, randText(rng))
+			same(t, r, m, randText(rng, 12))
+		}
+		for k := 0; k < 3; k++ {
+			same(t, r, m, randText(rng, 300))
 		}
 	}
 }
