@@ -84,3 +84,42 @@ func TestFindAllocs(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkFindNewStamps feeds lines whose stamps all differ (no two lines
+// in the same second): the worst case of the time cache, which then always
+// misses.
+func BenchmarkFindNewStamps(b *testing.B) {
+	now := time.Date(2024, 6, 22, 0, 0, 0, 0, time.UTC)
+	start := time.Date(2024, 6, 21, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name, layout, rest string
+		patterns           []string
+	}{
+		{"syslog", "Jan _2 15:04:05", " myhost sshd[12345]: Failed password for invalid user admin from 192.0.2.123 port 52144 ssh2", nil},
+		{"dp-sshd", "Jan _2 15:04:05", " myhost sshd[12345]: Failed password for invalid user admin from 192.0.2.123 port 52144 ssh2", []string{`{^LN-BEG}%b %d %H:%M:%S`}},
+		{"dp-access", "192.0.2.123 - admin [02/Jan/2006:15:04:05 -0700]", ` "GET /wp-login.php HTTP/1.1" 401 1234 "-" "Mozilla/5.0"`, []string{`\[(%d/%b/%Y:%H:%M:%S %z)\] "`}},
+		{"iso", "2006-01-02T15:04:05.000000-07:00", " myhost sshd[12345]: Failed password for invalid user admin from 192.0.2.123 port 52144 ssh2", nil},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			d, err := New(c.patterns, Options{Location: time.UTC})
+			if err != nil {
+				b.Fatal(err)
+			}
+			lines := make([]string, 4096)
+			for i := range lines {
+				lines[i] = start.Add(time.Duration(i)*time.Second+time.Duration(i)*time.Microsecond).Format(c.layout) + c.rest
+			}
+			for _, l := range lines {
+				if _, ok := d.Find(l, now); !ok {
+					b.Fatalf("no date in %q", l)
+				}
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				d.Find(lines[i%len(lines)], now)
+				i++
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package logtime
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -59,13 +60,48 @@ type Detector struct {
 	// ASCII prefix of the current line, found lazily: ascScan bytes have
 	// been checked, and ascEnd < ascScan means a non-ASCII byte at ascEnd.
 	ascScan, ascEnd int
+
+	tc timeCache
 }
+
+// timeCache holds the time computed for the last date text: a flood writes
+// many lines a second with the same stamp. The key is the template and the
+// text of its fields (copied: the caller may reuse the line's memory), with
+// their places relative to the start of the date; the value holds for the
+// nows in span.
+type timeCache struct {
+	id    int    // template id, -1 when empty
+	text  []byte // line[from:to], from the first field to the end of the last
+	offs  []int  // per field: start and end relative to the date, or absent
+	tm    time.Time
+	valid bool
+	span  nowSpan
+
+	// Lines with stamps that never repeat (sub-second ones, say) would only
+	// pay for the cache: after missLimit misses in a row, only one line in
+	// probeEvery tries it, until one hits.
+	misses int // misses in a row
+	skip   int // lines left to compute without the cache
+}
+
+const (
+	missLimit  = 8
+	probeEvery = 16
+)
+
+// maxCachedText bounds the text kept by the time cache.
+const maxCachedText = 256
+
+// absentField marks a field group that took no part in the match.
+const absentField = math.MinInt
 
 // templateSet is the immutable part of a detector, shared by its clones.
 type templateSet struct {
 	templates []*template
 	ncap      int
 	maxMarks  int
+	cacheable []bool // by id: the time cache may hold this template's times
+	maxFields int
 }
 
 // New builds a detector. Each entry of patterns is one or more fail2ban
@@ -104,6 +140,7 @@ func newFromSet(set *templateSet, loc *time.Location) *Detector {
 		// "no character" on all four sides
 		lastPosPrev: -1, lastPosAt: -1, lastEndPrev: -1, lastEndAt: -1,
 		reserve: make([]int, set.ncap),
+		tc:      timeCache{id: -1, offs: make([]int, 0, 2*set.maxFields), text: make([]byte, 0, 32)},
 	}
 	for i := range d.order {
 		d.order[i] = i
@@ -200,6 +237,8 @@ func (b *builder) build(lines []string) (*templateSet, error) {
 	for _, t := range set.templates {
 		set.ncap = max(set.ncap, t.prog.ncap)
 		set.maxMarks = max(set.maxMarks, t.prog.nmark)
+		set.cacheable = append(set.cacheable, timeCacheable(t))
+		set.maxFields = max(set.maxFields, len(t.fields))
 	}
 	return set, nil
 }
@@ -387,12 +426,82 @@ func (d *Detector) Find(line string, now time.Time) (Match, bool) {
 		}
 		tm = tm.In(d.loc)
 	default:
-		tm, valid = t.timeOf(&d.m, line, now, d.loc)
+		tm, valid = d.patternTime(t, id, line, s, now)
 	}
 	if valid {
 		m.Time = tm
 	}
 	return m, true
+}
+
+// patternTime is t.timeOf for the match in d.m.caps (the date starting at
+// s), through the time cache.
+func (d *Detector) patternTime(t *template, id int, line string, s int, now time.Time) (time.Time, bool) {
+	if !d.set.cacheable[id] {
+		return t.timeOf(&d.m, line, now, d.loc)
+	}
+	c := &d.tc
+	if c.skip > 0 {
+		c.skip--
+		return t.timeOf(&d.m, line, now, d.loc)
+	}
+	nowNs, nowOK := unixNano(now)
+	n := 2 * len(t.fields)
+	if cap(c.offs) < n {
+		c.offs = make([]int, n)
+		c.id = -1
+	}
+	c.offs = c.offs[:n] // same length as before when c.id == id
+	hit := nowOK && c.id == id && nowNs >= c.span.lo && nowNs < c.span.hi
+	// the places of the fields, kept for the new entry on a miss
+	caps := d.m.caps
+	from, to := len(line), 0
+	for i, f := range t.fields {
+		fs, fe := caps[2*f.group], caps[2*f.group+1]
+		rs, re := absentField, absentField
+		if fs >= 0 && fe >= 0 {
+			rs, re = fs-s, fe-s
+			from, to = min(from, fs), max(to, fe)
+		}
+		if c.offs[2*i] != rs || c.offs[2*i+1] != re {
+			c.offs[2*i], c.offs[2*i+1] = rs, re
+			hit = false
+		}
+	}
+	if from > to {
+		from, to = 0, 0
+	}
+	if hit && string(c.text) == line[from:to] {
+		c.misses = 0
+		return c.tm, c.valid
+	}
+	if c.misses++; c.misses >= missLimit {
+		c.skip = probeEvery - 1
+	}
+	tm, valid, span := t.timeSpan(&d.m, line, now, d.loc)
+	if !nowOK || span.lo >= span.hi || to-from > maxCachedText {
+		c.id = -1
+		return tm, valid
+	}
+	c.id, c.tm, c.valid, c.span = id, tm, valid, span
+	c.text = append(c.text[:0], line[from:to]...)
+	return tm, valid
+}
+
+// timeCacheable reports whether the times of pattern template t are worth
+// caching: not for {WPLL} or templates without a date (their times depend
+// on now in ways timeSpan does not track, so they would only miss).
+func timeCacheable(t *template) bool {
+	if t.kind != kindPattern || t.wpll || t.none {
+		return false
+	}
+	for _, f := range t.fields {
+		switch f.kind {
+		case fkMonth, fkMonthName, fkMonthAbbr, fkDay, fkYearDay, fkWeekSun, fkWeekMon, fkEpoch:
+			return true
+		}
+	}
+	return false
 }
 
 func (d *Detector) tmpl(pos int) *template { return d.set.templates[d.order[pos]] }

@@ -1,6 +1,7 @@
 package logtime
 
 import (
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -83,6 +84,39 @@ type reading struct {
 
 // timeOf computes the time of a pattern template's match.
 func (t *template) timeOf(m *machine, line string, now time.Time, loc *time.Location) (time.Time, bool) {
+	tm, ok, _ := t.timeSpan(m, line, now, loc)
+	return tm, ok
+}
+
+// nowSpan is a range [lo, hi) of Unix nanoseconds: the values of now for
+// which a computed time stays what it is.
+type nowSpan struct{ lo, hi int64 }
+
+var (
+	alwaysSpan = nowSpan{math.MinInt64, math.MaxInt64}
+	noSpan     = nowSpan{}
+)
+
+// maxCacheSec bounds the Unix seconds of the nows (and computed times) the
+// time cache takes, so that the arithmetic on Unix nanoseconds cannot
+// overflow: about the years 1685 to 2255. The spans of their years stay
+// within maxSpanSec.
+const (
+	maxCacheSec = 9e9
+	maxSpanSec  = maxCacheSec + 400*86400
+)
+
+// unixNano returns t's Unix nanoseconds, and whether t is within
+// ±maxCacheSec (else they are not).
+func unixNano(t time.Time) (int64, bool) {
+	s := t.Unix()
+	return s*1e9 + int64(t.Nanosecond()), s >= -maxCacheSec && s <= maxCacheSec
+}
+
+// timeSpan is timeOf that also reports the nows for which the result is
+// the same (the whole range when it does not depend on now; an empty span
+// for the readings whose now-dependence is not worked out here).
+func (t *template) timeSpan(m *machine, line string, now time.Time, loc *time.Location) (time.Time, bool, nowSpan) {
 	var rd reading
 	caps := m.caps
 	for _, f := range t.fields {
@@ -91,7 +125,7 @@ func (t *template) timeOf(m *machine, line string, now time.Time, loc *time.Loca
 			continue
 		}
 		if !rd.set(f.kind, line[s:e]) {
-			return time.Time{}, false
+			return time.Time{}, false, alwaysSpan
 		}
 	}
 	if rd.hasHour12 {
@@ -109,18 +143,27 @@ func (t *template) timeOf(m *machine, line string, now time.Time, loc *time.Loca
 		rd.hour = h
 	}
 	if rd.hasEpoch {
-		return time.Unix(rd.epoch, int64(rd.nsec)).In(loc), true
+		return time.Unix(rd.epoch, int64(rd.nsec)).In(loc), true, alwaysSpan
 	}
 	zone := loc
 	if rd.zoneSet {
 		zone = m.fixedZone(rd.zoneOffset)
 	}
 	if t.wpll && rd.hasHour12 && rd.ampm == 0 {
-		return rd.nearestBefore(now, zone)
+		tm, ok := rd.nearestBefore(now, zone)
+		return tm, ok, noSpan
 	}
+	// Without a year, everything below depends on now through the year of
+	// now in zone (span) and, at the end, through which side of the
+	// candidate less a day now lies.
+	span := alwaysSpan
 	assumeYear := !rd.hasYear
 	if assumeYear {
 		rd.year = m.readYear.in(now, zone)
+		span = noSpan
+		if m.readYear.lo >= -maxSpanSec && m.readYear.hi <= maxSpanSec {
+			span = nowSpan{m.readYear.lo * 1e9, m.readYear.hi * 1e9}
+		}
 	}
 	if !rd.hasMonth || !rd.hasDay {
 		if !rd.hasYearDay && rd.hasWeek && rd.hasWeekday {
@@ -138,24 +181,38 @@ func (t *template) timeOf(m *machine, line string, now time.Time, loc *time.Loca
 		_, mo, d := now.In(zone).Date()
 		rd.month, rd.day = int(mo), d
 		assumeToday = true
+		span = noSpan
 	}
 	if !rd.hasMonth && !assumeToday || !rd.hasDay && !assumeToday {
-		return time.Time{}, false // fail2ban cannot build a date from half of one
+		return time.Time{}, false, span // fail2ban cannot build a date from half of one
 	}
 	if !validDate(rd.year, rd.month, rd.day) || !validClock(rd.hour, rd.minute, rd.second) {
-		return time.Time{}, false
+		return time.Time{}, false, span
 	}
 	tm := time.Date(rd.year, time.Month(rd.month), rd.day, rd.hour, rd.minute, rd.second, rd.nsec, zone)
 	if assumeToday && tm.After(now) {
 		tm = time.Date(rd.year, time.Month(rd.month), rd.day-1, rd.hour, rd.minute, rd.second, rd.nsec, zone)
 	}
-	if assumeYear && tm.After(now.Add(24*time.Hour)) {
-		if !validDate(rd.year-1, rd.month, rd.day) {
-			return time.Time{}, false
+	if assumeYear {
+		// tm.After(now + 24h) is now < tm - 24h
+		ahead := tm.After(now.Add(24 * time.Hour))
+		if span.lo < span.hi {
+			if ns, ok := unixNano(tm); !ok {
+				span = noSpan
+			} else if pivot := ns - int64(24*time.Hour); ahead {
+				span.hi = min(span.hi, pivot)
+			} else {
+				span.lo = max(span.lo, pivot)
+			}
 		}
-		tm = time.Date(rd.year-1, time.Month(rd.month), rd.day, rd.hour, rd.minute, rd.second, rd.nsec, zone)
+		if ahead {
+			if !validDate(rd.year-1, rd.month, rd.day) {
+				return time.Time{}, false, span
+			}
+			tm = time.Date(rd.year-1, time.Month(rd.month), rd.day, rd.hour, rd.minute, rd.second, rd.nsec, zone)
+		}
 	}
-	return tm, true
+	return tm, true, span
 }
 
 // yearSpan remembers the span of the year of the last "now" seen (it rarely
