@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/logjail/logjail/internal/config"
 	"github.com/logjail/logjail/internal/logtime"
@@ -191,7 +192,9 @@ func (f *Failure) Prefix() netip.Prefix {
 }
 
 // Result is the answer for one line. Failures is reused by the next Process call of the same
-// Matcher: copy what must be kept.
+// Matcher: copy what must be kept. So are the texts in it (Host, ID, User) when the date stood
+// in the middle of the line: they are then pieces of a buffer the next call writes over (clone
+// them to keep them).
 type Result struct {
 	Verdict    Verdict
 	Failures   []Failure
@@ -221,6 +224,7 @@ type Matcher struct {
 	// group indexes of the line being processed: of prefregex, of the failregex that
 	// matched, of an ignoreregex (reused from line to line)
 	preIdx, failIdx, ignIdx []int
+	cut                     []byte // the line with its date cut out (see Result)
 	// Hits counts matches per failregex; IgnoreHits per ignoreregex.
 	Hits       []int
 	IgnoreHits []int
@@ -266,8 +270,12 @@ func (m *Matcher) Process(line string, now time.Time) Result {
 				text = line[dm.End:]
 			case dm.End == len(line):
 				text = line[:dm.Start]
+			case m.f.MaxLines > 1:
+				text = line[:dm.Start] + line[dm.End:] // kept in the multi-line buffer
 			default:
-				text = line[:dm.Start] + line[dm.End:]
+				// in a buffer reused from line to line: no allocation per line
+				m.cut = append(append(m.cut[:0], line[:dm.Start]...), line[dm.End:]...)
+				text = unsafe.String(unsafe.SliceData(m.cut), len(m.cut))
 			}
 		}
 	}
@@ -402,6 +410,9 @@ func (m *Matcher) failure(res Result, r *Regex, text string, idx []int, preText 
 	if v, ok := capture(text, idx, r.g.mlfid); ok {
 		mlfid, hasMLFID = v, true
 	}
+	if hasMLFID {
+		mlfid = strings.Clone(mlfid) // kept in the multi-line cache, past the line's memory
+	}
 	if hasMLFID || r.g.custom || (m.f.Pref != nil && m.f.Pref.g.custom) {
 		fields := make(map[string]string)
 		if m.f.Pref != nil {
@@ -457,7 +468,7 @@ func addFields(dst map[string]string, s string, idx []int, names []string) {
 			continue
 		}
 		if v, ok := capture(s, idx, i); ok {
-			dst[n] = v
+			dst[n] = strings.Clone(v) // may be kept (multi-line cache), past the line's memory
 		}
 	}
 }

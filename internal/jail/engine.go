@@ -20,6 +20,8 @@ import (
 const (
 	// maxKeptLine is how much of a line is kept for ban orders and Explain.
 	maxKeptLine = 512
+	// maxBadHostLine is how much of a line with a bad host is kept for the health warning.
+	maxBadHostLine = 200
 	// maxKeptLines bounds the lines kept per address (and sent with an order), whatever
 	// MaxRetry is: a rate jail with maxretry 600 would otherwise keep 600 lines an address.
 	maxKeptLines = 16
@@ -68,7 +70,9 @@ type health struct {
 	everMatched   bool
 	sinceMatch    int64
 	lastMatchRead time.Time
-	badHostLine   string // a recent line with a bad host, for the warning
+	// a recent line with a bad host, for the warning: a copy, reused (the line itself shares
+	// its memory with the others of its read)
+	badHostLine []byte
 }
 
 type healthBlock struct {
@@ -140,7 +144,7 @@ func (s *stream) process(text string, read time.Time) {
 		if res.BadHost {
 			s.c.BadHost++
 			b.BadHost++
-			s.h.badHostLine = text
+			s.h.badHostLine = append(s.h.badHostLine[:0], text[:min(len(text), maxBadHostLine)]...)
 		}
 	}
 	if b.Lines >= s.blockLines {
@@ -190,8 +194,8 @@ func (s *stream) mergeFrom(w *stream) {
 	} else {
 		s.h.sinceMatch += w.h.sinceMatch
 	}
-	if w.h.badHostLine != "" {
-		s.h.badHostLine = w.h.badHostLine
+	if len(w.h.badHostLine) > 0 {
+		s.h.badHostLine = append(s.h.badHostLine[:0], w.h.badHostLine...)
 	}
 	if w.latest.After(s.latest) {
 		s.latest = w.latest
@@ -283,7 +287,7 @@ func (e *engine) add(p *pending, now time.Time) (ban.Order, bool) {
 		return ban.Order{}, false
 	}
 	lines := e.recent.take(p.addr, p.t.Add(-e.findTime), e.maxRetry-1)
-	lines = append(lines, p.line)
+	lines = append(lines, strings.Clone(p.line)) // the order outlives the read the line came in
 	e.orders++
 	return ban.Order{
 		Jail:     e.name,
@@ -334,9 +338,12 @@ type recentEntry struct {
 	start      int
 }
 
+// timedLine is a line kept with its time. The text is a copy in a buffer of its own, reused
+// when the slot takes another line: the lines handed in share their memory with the whole read
+// they came in (see source.Line), which a kept reference would hold.
 type timedLine struct {
 	t    time.Time
-	line string
+	line []byte
 }
 
 func newRecentLines(addrs, per int) *recentLines {
@@ -356,12 +363,19 @@ func (r *recentLines) add(a netip.Addr, t time.Time, line string) {
 	}
 	r.pushFront(i)
 	e := &r.ents[i]
-	if len(e.lines) < r.per {
-		e.lines = append(e.lines, timedLine{t, line})
-		return
+	var slot *timedLine
+	if n := len(e.lines); n < r.per {
+		if n < cap(e.lines) {
+			e.lines = e.lines[:n+1] // the slot keeps its buffer from an earlier address
+		} else {
+			e.lines = append(e.lines, timedLine{})
+		}
+		slot = &e.lines[n]
+	} else {
+		slot = &e.lines[e.start]
+		e.start = (e.start + 1) % len(e.lines)
 	}
-	e.lines[e.start] = timedLine{t, line}
-	e.start = (e.start + 1) % len(e.lines)
+	slot.t, slot.line = t, append(slot.line[:0], line...)
 }
 
 func (r *recentLines) alloc(a netip.Addr) int32 {
@@ -379,8 +393,7 @@ func (r *recentLines) alloc(a netip.Addr) int32 {
 		delete(r.idx, r.ents[i].addr)
 	}
 	e := &r.ents[i]
-	clear(e.lines)
-	e.addr, e.lines, e.start = a, e.lines[:0], 0
+	e.addr, e.lines, e.start = a, e.lines[:0], 0 // the slots' buffers are reused
 	r.idx[a] = i
 	return i
 }
@@ -424,7 +437,7 @@ func (r *recentLines) get(a netip.Addr, after time.Time, limit int) []string {
 	for k := range n {
 		l := e.lines[(e.start+k)%n]
 		if l.t.After(after) {
-			out = append(out, l.line)
+			out = append(out, string(l.line))
 		}
 	}
 	if len(out) > limit {
@@ -448,8 +461,7 @@ func (r *recentLines) remove(a netip.Addr) {
 	r.unlink(i)
 	delete(r.idx, a)
 	e := &r.ents[i]
-	clear(e.lines)
-	e.lines = e.lines[:0]
+	e.lines = e.lines[:0] // the slots' buffers are reused
 	r.free = append(r.free, i)
 }
 

@@ -97,7 +97,10 @@ func (m WatchMode) String() string {
 
 // Line is one complete line of a followed file.
 type Line struct {
-	Text   string    // the bytes of the line, without "\n" or "\r\n"; not checked for UTF-8
+	// Text is the bytes of the line, without "\n" or "\r\n"; not checked for UTF-8. It shares
+	// its memory with the other lines of the same read: keeping a piece of it keeps the whole
+	// read (up to 64 KiB) alive, so what is kept for long must be copied (strings.Clone).
+	Text   string
 	File   string    // the path given to Follow
 	Offset int64     // byte offset of the line's start in the file it was read from
 	Read   time.Time // when the line was read (FollowOptions.Now, once per read of up to 64 KiB); prefer the time inside the line
@@ -638,6 +641,13 @@ func (f *Follower) scan(ctx context.Context, l *openLog) bool {
 	if !f.out.from(ctx, l.fid, l.head, l == f.cur) {
 		return false
 	}
+	// One string for all the whole lines of this read, and each line a piece of it: one
+	// allocation per read instead of one per line. A receiver that keeps a line longer than
+	// it takes to process copies it (see Line).
+	var chunk string
+	if last := bytes.LastIndexByte(buf, '\n'); last >= 0 {
+		chunk = string(buf[:last+1])
+	}
 	for p < len(buf) {
 		i := bytes.IndexByte(buf[p:], '\n')
 		if l.skip != skipNone {
@@ -671,7 +681,7 @@ func (f *Follower) scan(ctx context.Context, l *openLog) bool {
 		} else if len(text) > 0 && text[len(text)-1] == '\r' {
 			text = text[:len(text)-1]
 		}
-		if !f.out.send(ctx, Line{Text: string(text), File: f.path, Offset: base + int64(p), Read: now}, base+int64(p+i+1)) {
+		if !f.out.send(ctx, Line{Text: chunk[p : p+len(text)], File: f.path, Offset: base + int64(p), Read: now}, base+int64(p+i+1)) {
 			return false
 		}
 		sent++

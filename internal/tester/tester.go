@@ -100,7 +100,8 @@ func Run(f *filter.Filter, r io.Reader, opts Options) (*Stats, []string, error) 
 					st.IDs[strings.Clone(fl.ID)] = 1 // the line's memory is shared (eachLine)
 				}
 				if opts.OnMatch != nil {
-					mt := Match{Line: n, Host: fl.Host, Addr: fl.Addr, User: fl.User, Text: line}
+					// Host and User may be pieces of the matcher's buffer (see filter.Result)
+					mt := Match{Line: n, Host: strings.Clone(fl.Host), Addr: fl.Addr, User: strings.Clone(fl.User), Text: line}
 					if res.HasDate {
 						mt.Time = fl.Time
 					}
