@@ -212,6 +212,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 		purgeCancel()
 		<-purgeDone
 	}()
+	gcCtx, gcCancel := context.WithCancel(context.Background())
+	gcDone := make(chan struct{})
+	go func() {
+		defer close(gcDone)
+		_, env := os.LookupEnv("GOGC")
+		gcTune(gcCtx, env)
+	}()
+	defer func() {
+		gcCancel()
+		<-gcDone
+	}()
 
 	select {
 	case <-ctx.Done():
