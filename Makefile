@@ -34,7 +34,8 @@ unit:
 # exceeded", golang/go#75804).
 FUZZ_TARGETS ?= config:FuzzParse:150000 config:FuzzLoad:50000 logtime:FuzzFind:15000 \
                 logtime:FuzzNew:100000 source:FuzzUtmpReader:300000 filter:FuzzMatcher:50000 \
-                window:FuzzWindow:10000 rx:FuzzAgainstRegexp:200000
+                window:FuzzWindow:10000 rx:FuzzAgainstRegexp:200000 \
+                logtime:FuzzTimeCache:2000
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
