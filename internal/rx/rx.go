@@ -389,12 +389,7 @@ func (r *Regexp) AppendStringSubmatchIndex(dst []int, m *Machine, s string) []in
 		if pos == len(s) {
 			break
 		}
-		if s[pos] < utf8.RuneSelf {
-			pos++
-		} else {
-			_, w := utf8.DecodeRuneInString(s[pos:])
-			pos += w
-		}
+		pos += runeWidth(s, pos)
 	}
 	return nil
 }
@@ -471,26 +466,11 @@ func (r *Regexp) try(m *Machine, s string, pos int) bool {
 				}
 				pos += w
 			}
-		case opAnyNotNL:
-			if pos >= len(s) || s[pos] == '\n' {
+		case opAnyNotNL, opAny:
+			if pos >= len(s) || in.op == opAnyNotNL && s[pos] == '\n' {
 				continue
 			}
-			if s[pos] < utf8.RuneSelf {
-				pos++
-			} else {
-				_, w := utf8.DecodeRuneInString(s[pos:])
-				pos += w
-			}
-		case opAny:
-			if pos >= len(s) {
-				continue
-			}
-			if s[pos] < utf8.RuneSelf {
-				pos++
-			} else {
-				_, w := utf8.DecodeRuneInString(s[pos:])
-				pos += w
-			}
+			pos += runeWidth(s, pos)
 		case opAlt:
 			switch in.loop {
 			case loopGreedy:
@@ -569,6 +549,16 @@ func (r *Regexp) try(m *Machine, s string, pos int) bool {
 	fail:
 	}
 	return false
+}
+
+// runeWidth is the length of the rune at s[pos] (1 for a byte that starts no valid one), as
+// regexp steps through a string.
+func runeWidth(s string, pos int) int {
+	if s[pos] < utf8.RuneSelf {
+		return 1
+	}
+	_, w := utf8.DecodeRuneInString(s[pos:])
+	return w
 }
 
 // emptyOK reports whether the zero-width assertions op hold at pos.
