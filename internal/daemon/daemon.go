@@ -202,27 +202,24 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.endOrphans()
 	trimAfterStart(d.log)
 	close(d.ready)
-	purgeCtx, purgeCancel := context.WithCancel(context.Background())
-	purgeDone := make(chan struct{})
-	go func() {
-		defer close(purgeDone)
-		d.purgeLoop(purgeCtx)
-	}()
-	defer func() {
-		purgeCancel()
-		<-purgeDone
-	}()
-	gcCtx, gcCancel := context.WithCancel(context.Background())
-	gcDone := make(chan struct{})
-	go func() {
-		defer close(gcDone)
-		_, env := os.LookupEnv("GOGC")
-		gcTune(gcCtx, env)
-	}()
-	defer func() {
-		gcCancel()
-		<-gcDone
-	}()
+	// Beside the jails until the daemon stops: the history purge, and the GC tuning (which an
+	// explicit GOGC turns off).
+	_, envGOGC := os.LookupEnv("GOGC")
+	for _, loop := range []func(context.Context){
+		d.purgeLoop,
+		func(ctx context.Context) { gcTune(ctx, envGOGC) },
+	} {
+		loopCtx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			loop(loopCtx)
+		}()
+		defer func() {
+			cancel()
+			<-done
+		}()
+	}
 
 	select {
 	case <-ctx.Done():

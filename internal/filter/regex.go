@@ -94,7 +94,6 @@ type Regex struct {
 	// check at the start is both cheaper and more selective than a search through the line.
 	heads []string
 	g     groups
-	flags string // "(?m)" in multi-line mode
 	// head is the regex without a final "(?P<name>.+)$" (prefregex's <F-CONTENT>.+</F-CONTENT>$):
 	// that group is always "the rest of the line", and letting the engine walk it costs as much
 	// as the rest of the regex. nil when the regex does not end so.
@@ -113,7 +112,7 @@ func (r *Regex) splitRest(multiline bool) {
 		return
 	}
 	// the group stays, empty, so that its index is reported where the rest of the line begins
-	head, err := rx.Compile(r.flags + strings.TrimSuffix(r.Expanded, suffix) + "(?P<" + r.g.names[last] + ">)")
+	head, err := rx.Compile(strings.TrimSuffix(r.Expanded, suffix) + "(?P<" + r.g.names[last] + ">)")
 	if err != nil || head.NumSubexp() != last {
 		return
 	}
@@ -136,7 +135,6 @@ func compileRegex(src string, dns UseDNS, multiline bool, timeout time.Duration)
 	if multiline {
 		flags = "(?m)"
 	}
-	r.flags = flags
 	re, err := rx.Compile(flags + exp)
 	if err == nil {
 		r.Engine = EngineRE2

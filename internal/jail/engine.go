@@ -144,7 +144,8 @@ func (s *stream) process(text string, read time.Time) {
 		if res.BadHost {
 			s.c.BadHost++
 			b.BadHost++
-			s.h.badHostLine = append(s.h.badHostLine[:0], text[:min(len(text), maxBadHostLine)]...)
+			// one byte past the bound, so that the warning still shows the line was cut
+			s.h.badHostLine = append(s.h.badHostLine[:0], text[:min(len(text), maxBadHostLine+1)]...)
 		}
 	}
 	if b.Lines >= s.blockLines {

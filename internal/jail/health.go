@@ -142,7 +142,7 @@ func (j *Jail) fileWarnings(fl *file, now time.Time, warn map[string]string) {
 	if b := h.last; b.Lines > 0 {
 		if b.BadHost >= badHostMin && b.BadHost >= b.Matched {
 			warn["badhost "+fl.path] = fmt.Sprintf("log %s: %d of the last %d lines matched the filter but name no address (%d did), so they are not counted: has the log format changed (client addresses removed or masked)? e.g. %q",
-				fl.path, b.BadHost, b.Lines, b.Matched, keepLineN(string(h.badHostLine), 200))
+				fl.path, b.BadHost, b.Lines, b.Matched, keepLineN(string(h.badHostLine), maxBadHostLine))
 		}
 		if b.NoDate*2 > b.Lines {
 			warn["nodate "+fl.path] = fmt.Sprintf("log %s: %d of the last %d lines have no date the filter can read; their failures are timed when read (check the filter's datepattern)",

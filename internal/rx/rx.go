@@ -121,9 +121,6 @@ func MustCompile(expr string) *Regexp {
 	return r
 }
 
-// Std returns the same regex compiled by package regexp.
-func (r *Regexp) Std() *regexp.Regexp { return r.std }
-
 // NumSubexp is the number of parenthesised groups.
 func (r *Regexp) NumSubexp() int { return r.ncap/2 - 1 }
 
@@ -394,11 +391,6 @@ func (r *Regexp) AppendStringSubmatchIndex(dst []int, m *Machine, s string) []in
 	return nil
 }
 
-// MatchString reports whether s holds a match.
-func (r *Regexp) MatchString(m *Machine, s string) bool {
-	return r.FindStringSubmatchIndex(m, s) != nil
-}
-
 func (m *Machine) reset(r *Regexp, n int) {
 	m.width = n + 1
 	words := (r.rows*m.width + 63) / 64
@@ -425,7 +417,6 @@ func (r *Regexp) try(m *Machine, s string, pos int) bool {
 	visited := m.visited
 	width := m.width
 	jobs := append(m.jobs[:0], job{pc: r.start, pos: pos})
-	defer func() { m.jobs = jobs[:0] }()
 	for len(jobs) > 0 {
 		j := jobs[len(jobs)-1]
 		jobs = jobs[:len(jobs)-1]
@@ -436,13 +427,9 @@ func (r *Regexp) try(m *Machine, s string, pos int) bool {
 		pc, pos := j.pc, j.pos
 	step:
 		in := &prog[pc]
-		if in.memo >= 0 {
-			// visit (pc, pos) once: a second visit would fail as the first did
-			bit := uint(int(in.memo)*width + pos)
-			if visited[bit/64]&(1<<(bit%64)) != 0 {
-				continue
-			}
-			visited[bit/64] |= 1 << (bit % 64)
+		// visit (pc, pos) once: a second visit would fail as the first did
+		if in.memo >= 0 && !firstVisit(visited, uint(int(in.memo)*width+pos)) {
+			continue
 		}
 		switch in.op {
 		case opLit:
@@ -492,11 +479,9 @@ func (r *Regexp) try(m *Machine, s string, pos int) bool {
 						}
 					}
 					p += w
-					bit := uint(int(in.memo)*width + p)
-					if visited[bit/64]&(1<<(bit%64)) != 0 {
+					if !firstVisit(visited, uint(int(in.memo)*width+p)) {
 						goto fail // explored from there before, in vain
 					}
-					visited[bit/64] |= 1 << (bit % 64)
 				}
 				pc, pos = in.arg, p
 				goto step
@@ -515,12 +500,8 @@ func (r *Regexp) try(m *Machine, s string, pos int) bool {
 							goto fail
 						}
 						p += w
-						if p < q {
-							bit := uint(int(in.memo)*width + p)
-							if visited[bit/64]&(1<<(bit%64)) != 0 {
-								goto fail
-							}
-							visited[bit/64] |= 1 << (bit % 64)
+						if p < q && !firstVisit(visited, uint(int(in.memo)*width+p)) {
+							goto fail
 						}
 					}
 					pos = q
@@ -540,6 +521,7 @@ func (r *Regexp) try(m *Machine, s string, pos int) bool {
 		case opNop:
 		case opMatch:
 			m.cap[1] = pos
+			m.jobs = jobs[:0] // keep the grown stack for the next call
 			return true
 		default:
 			continue
@@ -548,7 +530,18 @@ func (r *Regexp) try(m *Machine, s string, pos int) bool {
 		goto step
 	fail:
 	}
+	m.jobs = jobs[:0]
 	return false
+}
+
+// firstVisit marks bit in visited and reports whether it was clear.
+func firstVisit(visited []uint64, bit uint) bool {
+	w, b := bit/64, uint64(1)<<(bit%64)
+	if visited[w]&b != 0 {
+		return false
+	}
+	visited[w] |= b
+	return true
 }
 
 // runeWidth is the length of the rune at s[pos] (1 for a byte that starts no valid one), as
