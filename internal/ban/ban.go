@@ -677,9 +677,11 @@ func durationText(d time.Duration) string {
 func (m *Manager) extend(e *entry, o Order, end time.Time) {
 	b := &e.ban
 	prevEnd := b.End
-	if !o.Manual && !o.Time.IsZero() && o.Time.Before(b.Start) {
-		// Failures from before the ban began (a log read again after a reload, lines in flight
-		// when the rule went in) caused it or came before it: they do not make it longer.
+	if !o.Manual && !o.Time.IsZero() && !o.Time.After(b.Start) {
+		// Failures from before the ban began (a log read again after a reload or a restart,
+		// lines in flight when the rule went in) caused it or came before it: they do not make
+		// it longer. "At" counts as before: a log's time is often whole seconds, and a ban that
+		// began in the first millisecond of a second has a Start equal to its own lines' time.
 		end = b.End
 		o.Failures, o.Lines = 0, nil
 	}

@@ -105,6 +105,12 @@ func TestReban(t *testing.T) {
 	if b := h.ban(stale); !b.End.Equal(t0.Add(10*time.Minute)) || b.Failures != 5 {
 		t.Errorf("re-ban for old failures = end %v failures %d, want the ban unchanged", b.End, b.Failures)
 	}
+	// So does one whose time is the ban's start: a whole-second log time of the lines that
+	// made a ban begun in the first millisecond of that second (TestKillKeepsBans, once in CI).
+	stale.Time = t0
+	if b := h.ban(stale); !b.End.Equal(t0.Add(10*time.Minute)) || b.Failures != 5 {
+		t.Errorf("re-ban for failures at the ban's start = end %v failures %d, want the ban unchanged", b.End, b.Failures)
+	}
 	o := order("sshd", "192.0.2.7")
 	o.Time = h.clk.Now()
 	b := h.ban(o)
@@ -126,6 +132,7 @@ func TestReban(t *testing.T) {
 
 	// Permanent beats any end.
 	h.ban(order("sshd", "192.0.2.8"))
+	h.clk.Advance(time.Second) // a failure after the ban began
 	o = order("sshd", "192.0.2.8")
 	o.Time = h.clk.Now()
 	o.For = time.Duration(config.Forever)
