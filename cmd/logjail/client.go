@@ -491,7 +491,11 @@ func printStatus(w io.Writer, st *control.StatusReply, now time.Time) {
 			tracked += fmt.Sprintf(", %d evicted by the cap", j.Evicted)
 		}
 		t.row("  tracked\t%s", tracked)
-		t.row("  banned\t%d now, %d in total, %d refused by the ignore list", j.Banned, j.TotalBanned, j.Refused)
+		banned := fmt.Sprintf("%d now, %d in total, %d refused by the ignore list", j.Banned, j.TotalBanned, j.Refused)
+		if j.AlreadyBanned > 0 {
+			banned += fmt.Sprintf(", maxretry reached %s while banned", plural(j.AlreadyBanned, "more time", "more times"))
+		}
+		t.row("  banned\t%s", banned)
 		if j.Repeat > 0 || j.Neighbourhoods > 0 {
 			t.row("  repeat\t%s in force banned before; %s since start",
 				plural(int64(j.Repeat), "address", "addresses"), plural(j.Neighbourhoods, "neighbourhood banned", "neighbourhoods banned"))

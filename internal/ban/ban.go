@@ -132,10 +132,12 @@ type Order struct {
 
 // Ban is one ban in force. Lines is shared: do not modify it.
 type Ban struct {
-	Jail     string
-	Target   netip.Prefix
-	Start    time.Time
-	End      time.Time // zero: permanent
+	Jail   string
+	Target netip.Prefix
+	Start  time.Time
+	End    time.Time // zero: permanent
+	// Failures are those of the orders that made or extended it (a jail skips the orders
+	// Redundant calls redundant); Lines are the last order's.
 	Failures int
 	Lines    []string
 	Manual   bool
@@ -708,6 +710,42 @@ func (m *Manager) extend(e *entry, o Order, end time.Time) {
 		e.gaveUp = false
 		m.enqueue(e.j, &opRef{kind: action.OpBan, target: b.Target, e: e})
 	}
+}
+
+// extendStep is the least an automatic order must move a ban's end for
+// Redundant to let it through: a log's times are whole seconds, and a flood
+// from a banned address (lines in flight, a log read again, a ban that does
+// not reach the traffic the log shows) reaches maxretry again many times a
+// second, each order a store write for a few milliseconds more.
+const extendStep = time.Second
+
+// Redundant reports whether an automatic order of jail against target, for a
+// failure at t, would change nothing of the ban but its failure count and
+// lines: target's own ban (the exact prefix) is in force in the jail, its
+// rule did not fail for good, and the order would not move its end by
+// extendStep or more. Failures at or before the ban's start never do (see
+// extend), nor does anything to a permanent ban. The jail skips such orders
+// and the copies of the lines they would carry; Ban would take them the same.
+func (m *Manager) Redundant(jail string, target netip.Prefix, t time.Time) bool {
+	now := m.clk.Now().Truncate(time.Millisecond)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	j := m.jails[jail]
+	if m.stopped || j == nil {
+		return false
+	}
+	e := j.bans[target]
+	if e == nil || e.gaveUp {
+		return false
+	}
+	b := &e.ban
+	switch {
+	case b.End.IsZero() || !t.IsZero() && !t.After(b.Start):
+		return true
+	case j.spec.BanTime == permanent:
+		return false
+	}
+	return now.Add(j.spec.BanTime).Before(b.End.Add(extendStep))
 }
 
 // Unban lifts the ban of exactly target (not of a prefix containing it) in

@@ -1057,3 +1057,63 @@ func TestRemoveJailGiveUp(t *testing.T) {
 		t.Error("the new backend started while the old one was stopping")
 	}
 }
+
+// Redundant says true only for orders that Ban would take without starting a ban, without
+// moving its end by extendStep or more, and without a new call for a rule given up on: each
+// case asks Redundant, then gives Ban the same order and checks what it changed.
+func TestRedundant(t *testing.T) {
+	h := newHarness(t, Options{})
+	fb := h.backend("fake", nil)
+	h.setJail(spec10m("sshd"), fb)
+	h.setJail(JailSpec{Name: "forever", BanTime: permanent}, h.backend("fake2", nil))
+	h.ban(order("sshd", "192.0.2.7"))                                       // Start t0, End t0+10m
+	h.ban(Order{Jail: "sshd", Target: pfx("192.0.2.8"), For: permanent})    // permanent
+	h.ban(Order{Jail: "forever", Target: pfx("192.0.2.9"), For: time.Hour}) // in a permanent jail
+	h.ban(order("sshd", "192.0.2.10"))
+	h.waitFor("the bans applied", h.applied("sshd", 3))
+	h.m.mu.Lock()
+	h.m.jails["sshd"].bans[pfx("192.0.2.10")].gaveUp = true
+	h.m.mu.Unlock()
+
+	check := func(name, jail, target string, failAt time.Time, want bool) {
+		t.Helper()
+		got := h.m.Redundant(jail, pfx(target), failAt)
+		if got != want {
+			t.Errorf("%s: Redundant = %v, want %v", name, got, want)
+		}
+		before, had := h.m.Lookup(jail, pfx(target).Addr())
+		o := Order{Jail: jail, Target: pfx(target), Time: failAt, Failures: 3}
+		after, err := h.m.Ban(o)
+		if err != nil {
+			if got {
+				t.Errorf("%s: redundant, but Ban failed: %v", name, err)
+			}
+			return
+		}
+		moved := after.End.Sub(before.End)
+		changed := !had || moved >= extendStep || before.End.IsZero() != after.End.IsZero()
+		if got && changed {
+			t.Errorf("%s: redundant, but Ban changed the ban (had %v, end %v -> %v)", name, had, before.End, after.End)
+		}
+		if !got && !changed && !strings.Contains(name, "gave up") {
+			t.Errorf("%s: not redundant, but Ban changed nothing (end %v)", name, after.End)
+		}
+	}
+	check("failure before the ban", "sshd", "192.0.2.7", t0.Add(-time.Second), true)
+	check("failure at the ban's start", "sshd", "192.0.2.7", t0, true)
+	h.clk.Advance(500 * time.Millisecond)
+	check("half a second on", "sshd", "192.0.2.7", h.clk.Now(), true)
+	// The last check moved the end by half a second.
+	h.clk.Advance(time.Second)
+	check("a second on", "sshd", "192.0.2.7", h.clk.Now(), false) // the end moves to now+10m
+	check("just extended", "sshd", "192.0.2.7", h.clk.Now(), true)
+	check("permanent ban", "sshd", "192.0.2.8", h.clk.Now(), true)
+	check("in a permanent jail", "forever", "192.0.2.9", h.clk.Now(), false) // becomes permanent
+	check("rule gave up", "sshd", "192.0.2.10", h.clk.Now(), false)
+	check("not banned", "sshd", "192.0.2.11", h.clk.Now(), false)
+	check("another prefix", "sshd", "192.0.2.0/24", h.clk.Now(), false)
+	check("banned in another jail only", "forever", "192.0.2.7", h.clk.Now(), false)
+	if h.m.Redundant("nope", pfx("192.0.2.7"), h.clk.Now()) {
+		t.Error("Redundant for an unknown jail")
+	}
+}

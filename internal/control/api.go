@@ -62,6 +62,10 @@ type JailStatus struct {
 	Banned       int          `json:"banned"`       // in force now
 	TotalBanned  int64        `json:"total_banned"` // since start
 	Refused      int64        `json:"refused"`      // ban orders refused by the ignore list
+	// AlreadyBanned counts the times an address reached maxretry again while banned, when its
+	// ban would not change: lines in flight, a log read again, or a ban that does not reach the
+	// traffic the log shows (a proxy in front, the wrong port).
+	AlreadyBanned int64 `json:"already_banned"`
 	// Repeat counts the bans in force of repeat offenders (banned before); Neighbourhoods the
 	// prefixes banned since start because enough of their addresses were (subnet.*).
 	Repeat         int   `json:"repeat"`

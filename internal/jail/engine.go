@@ -249,6 +249,12 @@ type engine struct {
 	// failures would not have reached the log while banned.
 	bannedUntil map[netip.Addr]time.Time
 	whileBanned int64
+
+	// redundant, for the live jail only, reports whether a ban order against target for a
+	// failure at t would change nothing (see Redundancy): the order and the copies of its
+	// lines are skipped, and counted in alreadyBanned.
+	redundant     func(target netip.Prefix, t time.Time) bool
+	alreadyBanned int64
 }
 
 func newEngine(spec *Spec, recentAddrs int) (*engine, error) {
@@ -287,12 +293,18 @@ func (e *engine) add(p *pending, now time.Time) (ban.Order, bool) {
 		e.recent.add(p.addr, p.t, p.line)
 		return ban.Order{}, false
 	}
+	target := action.AddrTarget(p.addr).Prefix
+	if e.redundant != nil && e.redundant(target, p.t) {
+		e.recent.remove(p.addr.Unmap().WithZone(""))
+		e.alreadyBanned++
+		return ban.Order{}, false
+	}
 	lines := e.recent.take(p.addr, p.t.Add(-e.findTime), e.maxRetry-1)
 	lines = append(lines, strings.Clone(p.line)) // the order outlives the read the line came in
 	e.orders++
 	return ban.Order{
 		Jail:     e.name,
-		Target:   action.AddrTarget(p.addr).Prefix,
+		Target:   target,
 		Time:     p.t,
 		Failures: count,
 		Lines:    lines,

@@ -83,6 +83,23 @@ type fakeBanner struct {
 	orders []ban.Order
 	err    error
 	hook   func(ban.Order) // if set, called first by Ban
+	// banned holds the targets for which Redundant says true (their ban would not change).
+	banned map[netip.Prefix]bool
+}
+
+func (b *fakeBanner) Redundant(jail string, target netip.Prefix, t time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.banned[target]
+}
+
+func (b *fakeBanner) setBanned(target netip.Prefix, banned bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.banned == nil {
+		b.banned = map[netip.Prefix]bool{}
+	}
+	b.banned[target] = banned
 }
 
 func (b *fakeBanner) Ban(o ban.Order) (ban.Ban, error) {

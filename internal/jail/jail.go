@@ -111,6 +111,17 @@ type Banner interface {
 
 var _ Banner = (*ban.Manager)(nil)
 
+// Redundancy is implemented by a Banner that can tell, cheaply and without a copy of the
+// lines, that an order would change nothing: the address's ban in force would neither start
+// nor move its end (see ban.Manager.Redundant). The jail then skips the order and counts it
+// (Status.AlreadyBanned): an address that floods the log while banned reaches maxretry again
+// and again, and each order would copy its lines and go through the Banner for nothing.
+type Redundancy interface {
+	Redundant(jail string, target netip.Prefix, t time.Time) bool
+}
+
+var _ Redundancy = (*ban.Manager)(nil)
+
 // Positions keeps how far the jail has counted each log file, so that the next run reads on
 // from there: no failure is counted twice, none is lost while the daemon was down. *store.Store
 // implements it.
@@ -242,6 +253,10 @@ func New(spec Spec, b Banner, o Options) (*Jail, error) {
 	eng, err := newSpecEngine(&spec, o.RecentAddrs)
 	if err != nil {
 		return nil, err
+	}
+	if r, ok := b.(Redundancy); ok {
+		name := spec.Name
+		eng.redundant = func(target netip.Prefix, t time.Time) bool { return r.Redundant(name, target, t) }
 	}
 	o = o.withDefaults()
 	j := &Jail{
@@ -778,11 +793,14 @@ type Status struct {
 	Evicted      uint64    // addresses evicted by the tracking cap
 	LastFailure  time.Time // time of the newest failure counted; zero if none
 	Orders       int64     // ban orders sent
-	Refused      int64     // orders the ban manager refused (ignore list)
-	MaxRetry     int
-	FindTime     time.Duration
-	Warnings     []string // health, sorted
-	Errors       []string // files that cannot be followed, bad globs, failed ban orders
+	// AlreadyBanned counts the times an address reached maxretry again while its ban was in
+	// force and would not change (see Redundancy): no order was sent.
+	AlreadyBanned int64
+	Refused       int64 // orders the ban manager refused (ignore list)
+	MaxRetry      int
+	FindTime      time.Duration
+	Warnings      []string // health, sorted
+	Errors        []string // files that cannot be followed, bad globs, failed ban orders
 }
 
 // FileStatus is one followed file.
@@ -806,24 +824,25 @@ func (j *Jail) Status() Status {
 	defer j.mu.Unlock()
 	e := j.eng
 	st := Status{
-		Name:         j.spec.Name,
-		Filter:       j.spec.FilterName,
-		LinesRead:    e.c.Lines,
-		LinesNoDate:  e.c.NoDate,
-		LinesInvalid: e.c.Invalid,
-		Matched:      e.c.Matched,
-		Failures:     e.c.Failures,
-		TooOld:       e.c.TooOld,
-		IgnoredUser:  e.c.IgnoredUser,
-		NoAddr:       e.c.NoAddr,
-		BadHost:      e.c.BadHost,
-		Tracked:      e.win.Len(),
-		Evicted:      e.win.Evicted(),
-		LastFailure:  e.lastFailure,
-		Orders:       e.orders,
-		Refused:      j.refused,
-		MaxRetry:     j.spec.MaxRetry,
-		FindTime:     j.spec.FindTime,
+		Name:          j.spec.Name,
+		Filter:        j.spec.FilterName,
+		LinesRead:     e.c.Lines,
+		LinesNoDate:   e.c.NoDate,
+		LinesInvalid:  e.c.Invalid,
+		Matched:       e.c.Matched,
+		Failures:      e.c.Failures,
+		TooOld:        e.c.TooOld,
+		IgnoredUser:   e.c.IgnoredUser,
+		NoAddr:        e.c.NoAddr,
+		BadHost:       e.c.BadHost,
+		Tracked:       e.win.Len(),
+		Evicted:       e.win.Evicted(),
+		LastFailure:   e.lastFailure,
+		Orders:        e.orders,
+		AlreadyBanned: e.alreadyBanned,
+		Refused:       j.refused,
+		MaxRetry:      j.spec.MaxRetry,
+		FindTime:      j.spec.FindTime,
 	}
 	st.LinesSkipped = e.c.Cut + e.c.TooOld
 	for _, p := range j.patterns {

@@ -405,6 +405,47 @@ func TestExplain(t *testing.T) {
 	}
 }
 
+// An address that reaches maxretry again while its ban would not change sends no order: the
+// jail counts it, and forgets the lines it kept for it. Once the ban would change (lifted by
+// hand, say), the next crossing sends an order with the lines since.
+func TestAlreadyBannedSkipped(t *testing.T) {
+	h := newHarness(t)
+	h.write("auth.log", "")
+	h.start(sshSpec(t, "auth.log"), Options{})
+	target := netip.MustParsePrefix("192.0.2.7/32")
+	fail := func(from, n int) string {
+		return repeat(n, func(i int) string { return sshLine(t0.Add(time.Duration(from+i)*time.Second), "root", "192.0.2.7") })
+	}
+	h.write("auth.log", fail(0, 3))
+	h.waitLines(3)
+	h.banner.setBanned(target, true)
+	h.write("auth.log", fail(3, 7)) // two crossings, one failure left in the window
+	st := h.waitLines(10)
+	if n := len(h.banner.got()); n != 1 || st.Orders != 1 || st.AlreadyBanned != 2 || st.Failures != 10 {
+		t.Errorf("while banned: %d orders sent, status Orders %d AlreadyBanned %d Failures %d; want 1, 1, 2, 10",
+			n, st.Orders, st.AlreadyBanned, st.Failures)
+	}
+	if x := h.j.Explain(addr("192.0.2.7")); x.Failures != 1 || len(x.Lines) != 1 {
+		t.Errorf("Explain while banned = %d failures, %d lines; want 1 and 1 (the lines of the skipped orders forgotten)", x.Failures, len(x.Lines))
+	}
+	h.j.mu.Lock()
+	kept := len(h.j.eng.recent.ents[h.j.eng.recent.idx[addr("192.0.2.7")]].lines)
+	h.j.mu.Unlock()
+	if kept != 1 {
+		t.Errorf("%d lines kept for the address after the skipped orders, want 1", kept)
+	}
+	h.banner.setBanned(target, false)
+	h.write("auth.log", fail(10, 2))
+	h.waitLines(12)
+	orders := h.banner.got()
+	if len(orders) != 2 {
+		t.Fatalf("%d orders after the ban would change, want 2", len(orders))
+	}
+	if o := orders[1]; o.Failures != 3 || len(o.Lines) != 3 || !strings.Contains(o.Lines[0], "14:00:09") {
+		t.Errorf("second order: %d failures, lines %q; want 3, from the failure at 14:00:09 on", o.Failures, o.Lines)
+	}
+}
+
 // A failed ban order is reported in Errors; a refusal is not.
 func TestBanErrors(t *testing.T) {
 	h := newHarness(t)
