@@ -48,6 +48,9 @@ type inst struct {
 	rune  *syntax.Inst // opClass: the original instruction, for runes at or past utf8.RuneSelf
 	memo  int32        // row in the visited set, or -1: see build
 	loop  loopKind     // opAlt: how the loop it closes runs (see loops)
+	// opAlt with loopScan: ascii holds the ASCII characters the continuation can start with;
+	// contAny: it may start with anything (or nothing), contNonASCII: with a rune past ASCII.
+	contAny, contNonASCII bool
 }
 
 // loopKind marks an opAlt that closes a loop over one character instruction (x* x+ x*? x+?)
@@ -64,6 +67,11 @@ const (
 	// literal lit (" from "): only the places where lit stands can go on, so the loop jumps
 	// to the next one (strings.Index) instead of trying each character.
 	loopLazy
+	// loopScan: any other greedy loop over one character instruction (.* [^"]*): the loop
+	// takes all it can, and the places where the continuation could start (by its first
+	// character) are queued as the choices to come back to, in the order the step-by-step
+	// loop would leave them: the last one is tried first.
+	loopScan
 )
 
 func (in *inst) matchASCII(c byte) bool { return in.ascii[c>>6]&(1<<(c&63)) != 0 }
@@ -262,13 +270,12 @@ func (r *Regexp) loops() {
 		switch {
 		case greedyBody.out == uint32(i) && greedyBody.consumesOne():
 			set, nonASCII, ok := r.first(a.arg, 0)
-			if !ok || nonASCII && greedyBody.takesNonASCII() {
+			body := greedyBody.ascii
+			if ok && !(nonASCII && greedyBody.takesNonASCII()) && body[0]&set[0] == 0 && body[1]&set[1] == 0 {
+				a.loop = loopGreedy
 				continue
 			}
-			body := greedyBody.ascii
-			if body[0]&set[0] == 0 && body[1]&set[1] == 0 {
-				a.loop = loopGreedy
-			}
+			a.loop, a.ascii, a.contAny, a.contNonASCII = loopScan, set, !ok, nonASCII
 		case lazyBody.out == uint32(i) && (lazyBody.op == opAnyNotNL || lazyBody.op == opAny):
 			pc := a.out
 			for r.prog[pc].op == opCap || r.prog[pc].op == opNop {
@@ -485,6 +492,38 @@ func (r *Regexp) try(m *Machine, s string, pos int) bool {
 				}
 				pc, pos = in.arg, p
 				goto step
+			case loopScan:
+				// as the step-by-step loop: at each position, first the choice to go on from
+				// there (queued only where the continuation can start), then one more
+				// character; a position passed before ends the loop (its choices were queued
+				// then), the last choice queued is tried first
+				body := &prog[in.out]
+				p := pos
+				for {
+					if in.contCanStart(s, p) {
+						jobs = append(jobs, job{pc: in.arg, pos: p})
+					}
+					if p >= len(s) {
+						break
+					}
+					w := 1
+					if c := s[p]; c < utf8.RuneSelf {
+						if !body.matchASCII(c) {
+							break
+						}
+					} else {
+						var c rune
+						c, w = utf8.DecodeRuneInString(s[p:])
+						if body.op == opClass && !body.rune.MatchRune(c) {
+							break
+						}
+					}
+					p += w
+					if !firstVisit(visited, uint(int(in.memo)*width+p)) {
+						break
+					}
+				}
+				continue
 			case loopLazy:
 				if !strings.HasPrefix(s[pos:], in.lit) {
 					i := strings.Index(s[pos:], in.lit)
@@ -532,6 +571,20 @@ func (r *Regexp) try(m *Machine, s string, pos int) bool {
 	}
 	m.jobs = jobs[:0]
 	return false
+}
+
+// contCanStart reports whether the continuation of loopScan alt in may match at s[pos:], as far
+// as its first character tells.
+func (in *inst) contCanStart(s string, pos int) bool {
+	switch {
+	case in.contAny:
+		return true
+	case pos >= len(s):
+		return false
+	case s[pos] >= utf8.RuneSelf:
+		return in.contNonASCII
+	}
+	return in.matchASCII(s[pos])
 }
 
 // firstVisit marks bit in visited and reports whether it was clear.

@@ -47,6 +47,17 @@ func TestFilterRegexes(t *testing.T) {
 			`185.220.101.10 - "a\"b" [] "POST /blog/wp-login.php?x=1 HTTP/2" 403 -`,
 			`185.220.101.10 - - [] "GET /xmlrpc.php HTTP/1.1" 200 395 "-" "-"`,
 		}},
+		// loopScan: greedy loops whose continuation could start inside them
+		{`^(?P<h>\S+) .* "POST (/[^\s"?]*)?/(?:wp-login|xmlrpc)\.php`, []string{
+			`1.2.3.4 - - [x] "POST /a/b/xmlrpc.php HTTP/1.1" "POST /c"`,
+			`1.2.3.4 - é "POST /é/xmlrpc.php" "POST /wp-login.php"`,
+			"1.2.3.4 \xff\xfe \"POST /\xe9/wp-login.php",
+			`1.2.3.4 "POST /xmlrpc.php`,
+			`1.2.3.4 - "GET /xmlrpc.php`,
+		}},
+		{`(a.*)*b|x(.*)$`, []string{"aaab", "aéaxb", "xé", "x", "aaaa"}},
+		{`[^é]*é|.*\z`, []string{"abcé", "abc", "\xe9", ""}},
+		{`(?s)(.*)(\n?)`, []string{"a\nb", "\n"}},
 		{`(?i)user agent: (?:masscan|zgrab|sqlmap)\b`, []string{"UA User Agent: SQLMAP/1", "user agent: zgrabber"}},
 		{`(?m)^a$\n^b`, []string{"x\na\nb", "a\nb\n"}},
 		{`\bfoo\b|(é+)ç`, []string{"xfoo foo", "ééç", "\xe9\xe9ç"}},
@@ -57,6 +68,29 @@ func TestFilterRegexes(t *testing.T) {
 		for _, l := range c.lines {
 			same(t, r, m, l)
 			same(t, r, nil, l)
+		}
+	}
+}
+
+// The loop shortcuts are taken where they apply (the comparisons above would pass without).
+func TestLoopKinds(t *testing.T) {
+	for _, c := range []struct {
+		re   string
+		want loopKind
+	}{
+		{`\S+ x`, loopGreedy},
+		{`.*? from`, loopLazy},
+		{`.* from`, loopScan},
+		{`(?:/[^\s"?]*)?/x`, loopScan},
+		{`[ab]*b`, loopScan},
+	} {
+		r := MustCompile(c.re)
+		found := false
+		for _, in := range r.prog {
+			found = found || in.op == opAlt && in.loop == c.want
+		}
+		if !found {
+			t.Errorf("%q: no loop of kind %d", c.re, c.want)
 		}
 	}
 }
