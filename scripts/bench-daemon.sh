@@ -60,7 +60,7 @@ LJBENCH=${LJBENCH:-bin/ljbench}
 # Built here only when missing, or when run as root directly (under sudo, make has built them
 # as the calling user, and a build here would leave root-owned files in bin/).
 if command -v go >/dev/null; then
-	[[ -x $LOGJAIL ]] || go build -trimpath -o "$LOGJAIL" ./cmd/logjail
+	[[ -x $LOGJAIL ]] || CGO_ENABLED=0 go build -trimpath -o "$LOGJAIL" ./cmd/logjail
 	if [[ ! -x $LJBENCH || -z ${SUDO_USER:-} ]]; then
 		go build -trimpath -o "$LJBENCH" ./cmd/ljbench
 	fi

@@ -51,7 +51,7 @@ where they were left; a log rotated meanwhile is read from its start.`,
 	fl := cmd.Flags()
 	fl.StringVarP(&f.config, "config", "c", defaultConfigDir, "configuration directory")
 	fl.StringVar(&f.socket, "socket", control.DefaultSocket, "control socket")
-	fl.StringVar(&f.group, "socket-group", "", "group allowed to use the control socket (mode 0660); default root only (0600)")
+	fl.StringVar(&f.group, "socket-group", "", "group allowed to use the control socket (mode 0660), a name from /etc/group or a number; default root only (0600)")
 	fl.StringVar(&f.state, "state", "/var/lib/logjail", "state directory")
 	fl.BoolVar(&f.keepOnStop, "keep-on-stop", false, "leave the firewall rules in place at stop, for the next start to adopt")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
