@@ -48,7 +48,7 @@ type inst struct {
 	rune  *syntax.Inst // opClass: the original instruction, for runes at or past utf8.RuneSelf
 	memo  int32        // row in the visited set, or -1: see build
 	loop  loopKind     // opAlt: how the loop it closes runs (see loops)
-	// opAlt with loopScan: ascii holds the ASCII characters the continuation can start with;
+	// opAlt with loopGreedy: ascii holds the ASCII characters the continuation can start with;
 	// contAny: it may start with anything (or nothing), contNonASCII: with a rune past ASCII.
 	contAny, contNonASCII bool
 }
@@ -59,19 +59,16 @@ type loopKind uint8
 
 const (
 	loopNone loopKind = iota
-	// loopGreedy: a greedy loop whose continuation must start with a character the loop does
-	// not take (\S+ then a space, \d+ then "]"): every earlier stop fails at once, so the
-	// loop takes all it can and goes on from there only.
+	// loopGreedy: a greedy loop over one character instruction (\S+ .* [^"]*). It takes all it
+	// can, and queues as the choices to come back to only the places where the continuation
+	// can start by its first character, in the order the step-by-step loop would leave them
+	// (the last one is tried first). When the continuation cannot start inside the loop (\S+
+	// then a space) that is the end of the run only.
 	loopGreedy
 	// loopLazy: a lazy loop over any character (.*? .+?) whose continuation starts with the
 	// literal lit (" from "): only the places where lit stands can go on, so the loop jumps
 	// to the next one (strings.Index) instead of trying each character.
 	loopLazy
-	// loopScan: any other greedy loop over one character instruction (.* [^"]*): the loop
-	// takes all it can, and the places where the continuation could start (by its first
-	// character) are queued as the choices to come back to, in the order the step-by-step
-	// loop would leave them: the last one is tried first.
-	loopScan
 )
 
 func (in *inst) matchASCII(c byte) bool { return in.ascii[c>>6]&(1<<(c&63)) != 0 }
@@ -270,12 +267,7 @@ func (r *Regexp) loops() {
 		switch {
 		case greedyBody.out == uint32(i) && greedyBody.consumesOne():
 			set, nonASCII, ok := r.first(a.arg, 0)
-			body := greedyBody.ascii
-			if ok && !(nonASCII && greedyBody.takesNonASCII()) && body[0]&set[0] == 0 && body[1]&set[1] == 0 {
-				a.loop = loopGreedy
-				continue
-			}
-			a.loop, a.ascii, a.contAny, a.contNonASCII = loopScan, set, !ok, nonASCII
+			a.loop, a.ascii, a.contAny, a.contNonASCII = loopGreedy, set, !ok, nonASCII
 		case lazyBody.out == uint32(i) && (lazyBody.op == opAnyNotNL || lazyBody.op == opAny):
 			pc := a.out
 			for r.prog[pc].op == opCap || r.prog[pc].op == opNop {
@@ -286,6 +278,16 @@ func (r *Regexp) loops() {
 			}
 		}
 	}
+}
+
+// stepRune returns the width of the rune past ASCII at s[p] when the one-character instruction
+// in takes it, or 0.
+func (in *inst) stepRune(s string, p int) int {
+	c, w := utf8.DecodeRuneInString(s[p:])
+	if in.op == opClass && !in.rune.MatchRune(c) {
+		return 0
+	}
+	return w
 }
 
 func (in *inst) consumesOne() bool {
@@ -468,35 +470,11 @@ func (r *Regexp) try(m *Machine, s string, pos int) bool {
 		case opAlt:
 			switch in.loop {
 			case loopGreedy:
-				// take every character the loop can; marking each (pc, position) passed keeps
-				// the work linear when another path enters the loop further on
-				body := &prog[in.out]
-				p := pos
-				for p < len(s) {
-					w := 1
-					if c := s[p]; c < utf8.RuneSelf {
-						if !body.matchASCII(c) {
-							break
-						}
-					} else {
-						var c rune
-						c, w = utf8.DecodeRuneInString(s[p:])
-						if body.op == opClass && !body.rune.MatchRune(c) {
-							break
-						}
-					}
-					p += w
-					if !firstVisit(visited, uint(int(in.memo)*width+p)) {
-						goto fail // explored from there before, in vain
-					}
-				}
-				pc, pos = in.arg, p
-				goto step
-			case loopScan:
 				// as the step-by-step loop: at each position, first the choice to go on from
 				// there (queued only where the continuation can start), then one more
 				// character; a position passed before ends the loop (its choices were queued
-				// then), the last choice queued is tried first
+				// then, and explored), and the last choice queued is tried first. Marking
+				// each (pc, position) passed keeps the work linear.
 				body := &prog[in.out]
 				p := pos
 				for {
@@ -507,16 +485,13 @@ func (r *Regexp) try(m *Machine, s string, pos int) bool {
 						break
 					}
 					w := 1
-					if c := s[p]; c < utf8.RuneSelf {
-						if !body.matchASCII(c) {
-							break
-						}
-					} else {
-						var c rune
-						c, w = utf8.DecodeRuneInString(s[p:])
-						if body.op == opClass && !body.rune.MatchRune(c) {
-							break
-						}
+					if c := s[p]; c >= utf8.RuneSelf {
+						w = body.stepRune(s, p)
+					} else if !body.matchASCII(c) {
+						w = 0
+					}
+					if w == 0 {
+						break
 					}
 					p += w
 					if !firstVisit(visited, uint(int(in.memo)*width+p)) {
@@ -573,7 +548,7 @@ func (r *Regexp) try(m *Machine, s string, pos int) bool {
 	return false
 }
 
-// contCanStart reports whether the continuation of loopScan alt in may match at s[pos:], as far
+// contCanStart reports whether the continuation of loopGreedy alt in may match at s[pos:], as far
 // as its first character tells.
 func (in *inst) contCanStart(s string, pos int) bool {
 	switch {

@@ -47,7 +47,7 @@ func TestFilterRegexes(t *testing.T) {
 			`185.220.101.10 - "a\"b" [] "POST /blog/wp-login.php?x=1 HTTP/2" 403 -`,
 			`185.220.101.10 - - [] "GET /xmlrpc.php HTTP/1.1" 200 395 "-" "-"`,
 		}},
-		// loopScan: greedy loops whose continuation could start inside them
+		// loopGreedy: greedy loops whose continuation could start inside them
 		{`^(?P<h>\S+) .* "POST (/[^\s"?]*)?/(?:wp-login|xmlrpc)\.php`, []string{
 			`1.2.3.4 - - [x] "POST /a/b/xmlrpc.php HTTP/1.1" "POST /c"`,
 			`1.2.3.4 - é "POST /é/xmlrpc.php" "POST /wp-login.php"`,
@@ -80,9 +80,9 @@ func TestLoopKinds(t *testing.T) {
 	}{
 		{`\S+ x`, loopGreedy},
 		{`.*? from`, loopLazy},
-		{`.* from`, loopScan},
-		{`(?:/[^\s"?]*)?/x`, loopScan},
-		{`[ab]*b`, loopScan},
+		{`.* from`, loopGreedy},
+		{`(?:/[^\s"?]*)?/x`, loopGreedy},
+		{`[ab]*b`, loopGreedy},
 	} {
 		r := MustCompile(c.re)
 		found := false
