@@ -3,6 +3,7 @@ package jail
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,39 +110,51 @@ func (c chanFollower) Batches() <-chan source.Batch { return c }
 func (c chanFollower) Stats() source.FollowStats    { return source.FollowStats{} }
 func (c chanFollower) Stop()                        {}
 
-// BenchmarkJailFile is the whole jail on a file: the follower reads a 1M-line sshd log (the
-// backlog covers it), the jail matches and counts every line.
+// BenchmarkJailFile is the whole jail on a file: the follower reads a 1M-line log (the backlog
+// covers it), the jail matches and counts every line: an sshd log with the sshd filter, an
+// Apache access log with the wordpress filter. Compare GOMAXPROCS=1 and 2 (-cpu 1,2) to see
+// what the second core brings.
 func BenchmarkJailFile(b *testing.B) {
 	const n = 1_000_000
-	var buf bytes.Buffer
-	if err := loggen.SSHD(&buf, n, 1); err != nil {
-		b.Fatal(err)
-	}
-	path := filepath.Join(b.TempDir(), "auth.log")
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	for i := 0; i < b.N; i++ {
-		spec := sshSpec(b, path)
-		spec.MaxRetry, spec.FindTime = 5, 24*time.Hour
-		spec.Filter = loadFilter(b, "sshd", filter.Options{})
-		j, err := New(spec, nopBanner{}, Options{
-			Clock: clock.NewFake(time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)), BacklogBytes: int64(buf.Len()),
-			PollInterval: time.Millisecond,
+	for _, c := range []struct {
+		name, filter string
+		gen          func(io.Writer, int, uint64) error
+	}{
+		{"sshd", "sshd", loggen.SSHD},
+		{"access", "wordpress", loggen.Access},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var buf bytes.Buffer
+			if err := c.gen(&buf, n, 1); err != nil {
+				b.Fatal(err)
+			}
+			path := filepath.Join(b.TempDir(), "test.log")
+			if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			for i := 0; i < b.N; i++ {
+				spec := sshSpec(b, path)
+				spec.MaxRetry, spec.FindTime = 5, 24*time.Hour
+				spec.Filter = loadFilter(b, c.filter, filter.Options{})
+				j, err := New(spec, nopBanner{}, Options{
+					Clock: clock.NewFake(time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)), BacklogBytes: int64(buf.Len()),
+					PollInterval: time.Millisecond,
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				start := time.Now()
+				done := make(chan struct{})
+				go func() { j.Run(ctx); close(done) }()
+				for j.Status().LinesRead < n {
+					time.Sleep(time.Millisecond)
+				}
+				el := time.Since(start)
+				cancel()
+				<-done
+				b.ReportMetric(float64(n)/el.Seconds(), "lines/s")
+			}
 		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		start := time.Now()
-		done := make(chan struct{})
-		go func() { j.Run(ctx); close(done) }()
-		for j.Status().LinesRead < n {
-			time.Sleep(time.Millisecond)
-		}
-		el := time.Since(start)
-		cancel()
-		<-done
-		b.ReportMetric(float64(n)/el.Seconds(), "lines/s")
 	}
 }

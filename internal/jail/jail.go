@@ -609,19 +609,7 @@ func (j *Jail) consume(wg *sync.WaitGroup, fl *file, f follower, s *stream) {
 			}
 		}
 		if helper != nil && len(buf) >= parallelLines {
-			half := len(buf) / 2
-			done := make(chan struct{})
-			go func() {
-				for i := range buf[half:] {
-					helper.process(buf[half+i].Text, buf[half+i].Read)
-				}
-				close(done)
-			}()
-			for i := range buf[:half] {
-				s.process(buf[i].Text, buf[i].Read)
-			}
-			<-done
-			s.mergeFrom(helper)
+			matchSplit(s, helper, buf)
 		} else {
 			for i := range buf {
 				s.process(buf[i].Text, buf[i].Read)
@@ -638,6 +626,71 @@ func (j *Jail) consume(wg *sync.WaitGroup, fl *file, f follower, s *stream) {
 // parallelLines is the smallest batch whose matching is split over two goroutines: below it
 // the hand-over costs more than it saves.
 const parallelLines = 64
+
+// splitChunk is how many lines the file's goroutine matches between two looks at whether the
+// helper has taken the rest of the batch.
+const splitChunk = 32
+
+// matchSplit runs buf through s, with helper taking the end of the batch on another core if
+// it gets one in time, and merges what helper found into s as if s had read every line.
+//
+// The split point is not fixed: s matches from the front chunk by chunk, and the helper
+// goroutine, once it runs, takes the second half of what s has not reached yet. A helper
+// that starts late (the scheduler puts a new goroutine behind its creator, and the other core
+// may be busy reading the next batch) then costs nothing: with a fixed half, s would finish its
+// half and wait for the helper to begin the other. A helper that starts after s has taken
+// every line finds nothing to do. Each takes a contiguous run of lines, so the failures are
+// counted in line order. It returns how many lines the helper matched.
+func matchSplit(s, helper *stream, buf []source.Line) int {
+	sp := &split{done: make(chan struct{})}
+	n := uint32(len(buf))
+	sp.bounds.Store(uint64(n)) // front 0, back n
+	go func() {
+		defer close(sp.done)
+		for {
+			st := sp.bounds.Load()
+			front, back := uint32(st>>32), uint32(st)
+			if back-front < 2*splitChunk {
+				return // not worth it: s does the rest
+			}
+			mid := front + (back-front)/2
+			if sp.bounds.CompareAndSwap(st, uint64(front)<<32|uint64(mid)) {
+				for i := range buf[mid:back] {
+					helper.process(buf[int(mid)+i].Text, buf[int(mid)+i].Read)
+				}
+				return
+			}
+		}
+	}()
+	for {
+		st := sp.bounds.Load()
+		front, back := uint32(st>>32), uint32(st)
+		if front >= back {
+			break
+		}
+		next := min(front+splitChunk, back)
+		if !sp.bounds.CompareAndSwap(st, uint64(next)<<32|uint64(back)) {
+			continue // the helper moved the back
+		}
+		for i := range buf[front:next] {
+			s.process(buf[int(front)+i].Text, buf[int(front)+i].Read)
+		}
+	}
+	back := uint32(sp.bounds.Load())
+	if back < n {
+		// The helper took [back, n): wait for it, then count its lines after s's.
+		<-sp.done
+		s.mergeFrom(helper)
+	}
+	return int(n - back)
+}
+
+// split is the state of one matchSplit: bounds holds the next line s takes (high 32 bits) and
+// the end of its part (low 32 bits); the helper moves the end down once.
+type split struct {
+	bounds atomic.Uint64
+	done   chan struct{}
+}
 
 // flush counts the failures s found and adds its counters to the file's and the jail's, then
 // sends the ban orders that resulted. mark, unless zero, is the file's position after the lines
