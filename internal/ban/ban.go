@@ -679,11 +679,7 @@ func durationText(d time.Duration) string {
 func (m *Manager) extend(e *entry, o Order, end time.Time) {
 	b := &e.ban
 	prevEnd := b.End
-	if !o.Manual && !o.Time.IsZero() && !o.Time.After(b.Start) {
-		// Failures from before the ban began (a log read again after a reload or a restart,
-		// lines in flight when the rule went in) caused it or came before it: they do not make
-		// it longer. "At" counts as before: a log's time is often whole seconds, and a ban that
-		// began in the first millisecond of a second has a Start equal to its own lines' time.
+	if !o.Manual && b.before(o.Time) {
 		end = b.End
 		o.Failures, o.Lines = 0, nil
 	}
@@ -711,6 +707,13 @@ func (m *Manager) extend(e *entry, o Order, end time.Time) {
 		m.enqueue(e.j, &opRef{kind: action.OpBan, target: b.Target, e: e})
 	}
 }
+
+// before reports whether a failure at t (zero: no time) came before b began: from a log read
+// again after a reload or a restart, or in flight when the rule went in, it caused the ban or
+// came before it, and does not make it longer. "At" counts as before: a log's time is often
+// whole seconds, and a ban that began in the first millisecond of a second has a Start equal to
+// its own lines' time.
+func (b *Ban) before(t time.Time) bool { return !t.IsZero() && !t.After(b.Start) }
 
 // extendStep is the least an automatic order must move a ban's end for
 // Redundant to let it through: a log's times are whole seconds, and a flood
@@ -740,7 +743,7 @@ func (m *Manager) Redundant(jail string, target netip.Prefix, t time.Time) bool 
 	}
 	b := &e.ban
 	switch {
-	case b.End.IsZero() || !t.IsZero() && !t.After(b.Start):
+	case b.End.IsZero() || b.before(t):
 		return true
 	case j.spec.BanTime == permanent:
 		return false
