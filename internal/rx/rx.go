@@ -8,6 +8,8 @@
 //   - joins runs of single characters into one instruction compared with one string compare
 //     ("Failed password for " is one step, not twenty),
 //   - tests ASCII characters against a 128-bit set instead of searching rune ranges,
+//   - runs a loop or a bounded repeat of one character (\S+, \d{1,3}) without a choice per
+//     character, and queues no choice that cannot start with the next character,
 //   - reads the string directly instead of through regexp's input interface,
 //   - keeps its work space in a Machine that the caller owns (one per goroutine) instead of a
 //     sync.Pool.
@@ -40,31 +42,41 @@ const (
 )
 
 type inst struct {
-	op    opcode
-	out   uint32
-	arg   uint32       // opAlt: the second choice; opCap: the register; opEmpty: the EmptyOp
-	lit   string       // opLit
-	ascii [2]uint64    // opClass: which runes below utf8.RuneSelf match
-	rune  *syntax.Inst // opClass: the original instruction, for runes at or past utf8.RuneSelf
-	memo  int32        // row in the visited set, or -1: see build
-	loop  loopKind     // opAlt: how the loop it closes runs (see loops)
-	// opAlt with loopGreedy: ascii holds the ASCII characters the continuation can start with;
-	// contAny: it may start with anything (or nothing), contNonASCII: with a rune past ASCII.
-	contAny, contNonASCII bool
+	op   opcode
+	loop loopKind // opAlt: how the loop it closes runs (see loops)
+	// opAlt: whether a match from out (the first choice), or from arg (the second), may start
+	// with anything or nothing (see first), and with a rune past ASCII; outASCII and ascii
+	// hold the ASCII characters it may start with
+	outAny, argAny, outNonASCII, argNonASCII bool
+
+	out  uint32
+	arg  uint32 // opAlt: the second choice; opCap: the register; opEmpty: the EmptyOp
+	memo int32  // row in the visited set, or -1: see build
+	lit  string // opLit
+	// opClass, opLit of one byte: which runes below utf8.RuneSelf match; opAlt: see above
+	ascii    [2]uint64
+	outASCII [2]uint64    // opAlt: see above
+	rune     *syntax.Inst // opClass: the original instruction, for runes at or past utf8.RuneSelf
 }
 
-// loopKind marks an opAlt that closes a loop over one character instruction (x* x+ x*? x+?)
-// that can run without a choice per character.
+// loopKind marks an opAlt that closes a loop over one character instruction (x* x+ x*? x+?),
+// or heads a bounded repeat of one (x{1,3}), that can run without a choice per character.
 type loopKind uint8
 
 const (
 	loopNone loopKind = iota
-	// loopGreedy: a greedy loop over one character instruction (\S+ .* [^"]*). It takes all it
+	// loopGreedy: a greedy loop over one character instruction (\S+ .* [^"]* a*). It takes all it
 	// can, and queues as the choices to come back to only the places where the continuation
 	// can start by its first character, in the order the step-by-step loop would leave them
 	// (the last one is tried first). When the continuation cannot start inside the loop (\S+
 	// then a space) that is the end of the run only.
 	loopGreedy
+	// loopBounded: the optional copies of a greedy bounded repeat, which Simplify makes a
+	// chain: \d{1,3} is \d(?:\d\d?)?, an alt whose first choice is a one-character
+	// instruction that leads to the next alt (or to the end of the chain), every alt's second
+	// choice the same join. It takes the copies as loopGreedy takes its run, queueing the join
+	// where the continuation can start.
+	loopBounded
 	// loopLazy: a lazy loop over any character (.*? .+?) whose continuation starts with the
 	// literal lit (" from "): only the places where lit stands can go on, so the loop jumps
 	// to the next one (strings.Index) instead of trying each character.
@@ -219,6 +231,9 @@ func (r *Regexp) build(p *syntax.Prog) {
 					j = p.Inst[j].Out
 				}
 				out.op, out.lit, out.out = opLit, b.String(), idx[j]
+				if c < utf8.RuneSelf && j == in.Out {
+					out.ascii[c>>6] |= 1 << (c & 63)
+				}
 				continue
 			}
 			out.op, out.rune = opClass, in
@@ -246,18 +261,30 @@ func (r *Regexp) build(p *syntax.Prog) {
 		}
 		in[r.prog[i].out]++
 	}
-	r.loops()
+	for i := range r.prog {
+		if a := &r.prog[i]; a.op == opAlt {
+			set, nonASCII, ok := r.first(a.out, 0)
+			a.outASCII, a.outNonASCII, a.outAny = set, nonASCII, !ok
+			set, nonASCII, ok = r.first(a.arg, 0)
+			a.ascii, a.argNonASCII, a.argAny = set, nonASCII, !ok
+		}
+	}
+	r.loops(in)
 	for i := range r.prog {
 		r.prog[i].memo = -1
-		if in[i] > 1 || r.prog[i].loop != loopNone {
+		// loopGreedy and loopLazy mark the positions they pass in their row; a loopBounded run
+		// marks none (it is no longer than the chain it stands for), so its head needs a row
+		// only as any other instruction does
+		if in[i] > 1 || r.prog[i].loop == loopGreedy || r.prog[i].loop == loopLazy {
 			r.prog[i].memo = int32(r.rows)
 			r.rows++
 		}
 	}
 }
 
-// loops finds the loops that loopGreedy and loopLazy can run.
-func (r *Regexp) loops() {
+// loops finds the loops that loopGreedy, loopBounded and loopLazy can run; in counts the
+// instructions that lead to each one.
+func (r *Regexp) loops(in []int) {
 	for i := range r.prog {
 		a := &r.prog[i]
 		if a.op != opAlt {
@@ -266,8 +293,9 @@ func (r *Regexp) loops() {
 		greedyBody, lazyBody := &r.prog[a.out], &r.prog[a.arg]
 		switch {
 		case greedyBody.out == uint32(i) && greedyBody.consumesOne():
-			set, nonASCII, ok := r.first(a.arg, 0)
-			a.loop, a.ascii, a.contAny, a.contNonASCII = loopGreedy, set, !ok, nonASCII
+			a.loop = loopGreedy
+		case r.boundedChain(a, in):
+			a.loop = loopBounded
 		case lazyBody.out == uint32(i) && (lazyBody.op == opAnyNotNL || lazyBody.op == opAny):
 			pc := a.out
 			for r.prog[pc].op == opCap || r.prog[pc].op == opNop {
@@ -280,18 +308,55 @@ func (r *Regexp) loops() {
 	}
 }
 
-// stepRune returns the width of the rune past ASCII at s[p] when the one-character instruction
-// in takes it, or 0.
+// boundedChain reports whether alt a heads a loopBounded chain. Only its head may be reached
+// from elsewhere: the run skips the instructions after it, so nothing else may go there.
+func (r *Regexp) boundedChain(a *inst, in []int) bool {
+	join := a.arg
+	for range r.prog { // no chain is longer: this bounds a cycle the start cannot reach
+		body := &r.prog[a.out]
+		if !body.consumesOne() || in[a.out] != 1 {
+			return false
+		}
+		if body.out == join {
+			return true
+		}
+		a = &r.prog[body.out]
+		if a.op != opAlt || a.arg != join || in[body.out] != 1 {
+			return false
+		}
+	}
+	return false
+}
+
+// consumesOne reports whether the instruction takes one character: a class, any character, or
+// a literal of one (a{1,3}; build gives it its ascii set).
+func (in *inst) consumesOne() bool {
+	switch in.op {
+	case opClass, opAnyNotNL, opAny:
+		return true
+	case opLit:
+		return utf8.RuneCountInString(in.lit) == 1
+	}
+	return false
+}
+
+// stepRune returns the width of the character the consumesOne instruction in takes at s[p],
+// or 0, where s[p] is past ASCII or past the end (the loops test ASCII with matchASCII).
 func (in *inst) stepRune(s string, p int) int {
+	switch {
+	case p >= len(s):
+		return 0
+	case in.op == opLit:
+		if strings.HasPrefix(s[p:], in.lit) {
+			return len(in.lit)
+		}
+		return 0
+	}
 	c, w := utf8.DecodeRuneInString(s[p:])
 	if in.op == opClass && !in.rune.MatchRune(c) {
 		return 0
 	}
 	return w
-}
-
-func (in *inst) consumesOne() bool {
-	return in.op == opClass || in.op == opAnyNotNL || in.op == opAny
 }
 
 // takesNonASCII reports whether the character instruction may match a rune past ASCII.
@@ -302,8 +367,8 @@ func (in *inst) takesNonASCII() bool {
 	if syntax.Flags(in.rune.Arg)&syntax.FoldCase != 0 {
 		return true // K matches the Kelvin sign
 	}
-	for i := 1; i < len(in.rune.Rune); i += 2 {
-		if in.rune.Rune[i] >= utf8.RuneSelf {
+	for _, c := range in.rune.Rune { // ranges, or one rune (\x{FFFD}, which is no opLit)
+		if c >= utf8.RuneSelf {
 			return true
 		}
 	}
@@ -328,7 +393,7 @@ func (r *Regexp) first(pc uint32, depth int) (set [2]uint64, nonASCII, ok bool) 
 		}
 		set[c>>6] |= 1 << (c & 63)
 		return set, false, true
-	case opClass:
+	case opClass, opAnyNotNL, opAny:
 		return in.ascii, in.takesNonASCII(), true
 	case opAlt:
 		s1, n1, ok1 := r.first(in.out, depth+1)
@@ -478,17 +543,16 @@ func (r *Regexp) try(m *Machine, s string, pos int) bool {
 				body := &prog[in.out]
 				p := pos
 				for {
-					if in.contCanStart(s, p) {
+					if in.argCanStart(s, p) {
 						jobs = append(jobs, job{pc: in.arg, pos: p})
 					}
-					if p >= len(s) {
-						break
-					}
-					w := 1
-					if c := s[p]; c >= utf8.RuneSelf {
+					w := 0
+					if p < len(s) && s[p] < utf8.RuneSelf {
+						if body.matchASCII(s[p]) {
+							w = 1
+						}
+					} else {
 						w = body.stepRune(s, p)
-					} else if !body.matchASCII(c) {
-						w = 0
 					}
 					if w == 0 {
 						break
@@ -499,6 +563,36 @@ func (r *Regexp) try(m *Machine, s string, pos int) bool {
 					}
 				}
 				continue
+			case loopBounded:
+				// as the step-by-step chain: before each copy, the choice to go on at the join
+				// without it (queued only where the continuation can start); where a copy
+				// does not match, that choice, the last one queued, is taken at once, so it
+				// is not queued; after the last copy the join follows.
+				a, p := in, pos
+				for {
+					body := &prog[a.out]
+					w := 0
+					if p < len(s) && s[p] < utf8.RuneSelf {
+						if body.matchASCII(s[p]) {
+							w = 1
+						}
+					} else {
+						w = body.stepRune(s, p)
+					}
+					if w == 0 {
+						break
+					}
+					if in.argCanStart(s, p) {
+						jobs = append(jobs, job{pc: in.arg, pos: p})
+					}
+					p += w
+					if body.out == in.arg {
+						break
+					}
+					a = &prog[body.out]
+				}
+				pc, pos = in.arg, p
+				goto step
 			case loopLazy:
 				if !strings.HasPrefix(s[pos:], in.lit) {
 					i := strings.Index(s[pos:], in.lit)
@@ -522,7 +616,17 @@ func (r *Regexp) try(m *Machine, s string, pos int) bool {
 					goto step
 				}
 			}
-			jobs = append(jobs, job{pc: in.arg, pos: pos})
+			// a choice that cannot start with the next character would be tried and dropped
+			// for nothing (what it marks visited on the way would fail again): where the
+			// first cannot start the second is taken at once, and the second is queued only
+			// where it can start
+			if !in.outCanStart(s, pos) {
+				pc = in.arg
+				goto step
+			}
+			if in.argCanStart(s, pos) {
+				jobs = append(jobs, job{pc: in.arg, pos: pos})
+			}
 		case opCap:
 			if int(in.arg) < len(m.cap) {
 				jobs = append(jobs, job{pc: in.arg, restore: true, pos: m.cap[in.arg]})
@@ -548,18 +652,26 @@ func (r *Regexp) try(m *Machine, s string, pos int) bool {
 	return false
 }
 
-// contCanStart reports whether the continuation of loopGreedy alt in may match at s[pos:], as far
-// as its first character tells.
-func (in *inst) contCanStart(s string, pos int) bool {
+// outCanStart and argCanStart report whether a match from the first or second choice of alt in
+// may start at s[pos:], as far as its first character tells.
+func (in *inst) outCanStart(s string, pos int) bool {
+	return canStart(&in.outASCII, in.outAny, in.outNonASCII, s, pos)
+}
+
+func (in *inst) argCanStart(s string, pos int) bool {
+	return canStart(&in.ascii, in.argAny, in.argNonASCII, s, pos)
+}
+
+func canStart(ascii *[2]uint64, any, nonASCII bool, s string, pos int) bool {
 	switch {
-	case in.contAny:
+	case any:
 		return true
 	case pos >= len(s):
 		return false
 	case s[pos] >= utf8.RuneSelf:
-		return in.contNonASCII
+		return nonASCII
 	}
-	return in.matchASCII(s[pos])
+	return ascii[s[pos]>>6]&(1<<(s[pos]&63)) != 0
 }
 
 // firstVisit marks bit in visited and reports whether it was clear.

@@ -61,6 +61,24 @@ func TestFilterRegexes(t *testing.T) {
 		{`(?i)user agent: (?:masscan|zgrab|sqlmap)\b`, []string{"UA User Agent: SQLMAP/1", "user agent: zgrabber"}},
 		{`(?m)^a$\n^b`, []string{"x\na\nb", "a\nb\n"}},
 		{`\bfoo\b|(é+)ç`, []string{"xfoo foo", "ééç", "\xe9\xe9ç"}},
+		// a class of one rune past ASCII that is no literal (U+FFFD, which invalid bytes are)
+		{`[a-z]*\x{FFFD}`, []string{"ab\uFFFD", "ab\xff", "ab"}},
+		// loopBounded: bounded repeats that give back characters, or stop at runes past ASCII
+		// and invalid bytes
+		{`\d{1,3}1`, []string{"1231", "11", "1", "12341", "x1111"}},
+		{`(?:\d{1,3}\.){3}\d{1,3}`, []string{"1234.5.6.7", "1.2.3.4444", "1.2.3", "12.34.5.67.8", "1.é.3.4.5.6.7"}},
+		{`\d{1,3}$`, []string{"1234", "12", "a", ""}},
+		{`(\d{1,3})(\d*)`, []string{"12345", "1", "x"}},
+		{`(\d{1,3}?)(\d*)`, []string{"12345"}},
+		{`^(f{4,6})(f*)(:?)`, []string{"fff", "ffff:", "fffffff:", "ffffé"}},
+		{`a{2,5}(a?)(b|a)`, []string{"aaaaaaab", "aab", "aaab"}},
+		{`([0-9a-fA-F]{1,4})::?([0-9a-fA-F]{1,4}|:)`, []string{"2001:db8::1", "12345::1", "fffff:", "a:é"}},
+		{`(\S{1,3})(é|\xff|.)`, []string{"aéé", "é\xff\xffa", "\xff\xfe", "aé", "ab c"}},
+		{`(.{2,4})([^a]{0,2})$`, []string{"aé\xff\xfeb", "\xffa", "abcdefg"}},
+		{`(é{1,3})(é|a)`, []string{"éééé", "éa", "é\xc3"}},
+		{`(?:a{1,2})*(b)`, []string{"aaaab", "b", "aaa"}},
+		{`\[?(\d{1,3})\]?(\]?)`, []string{"[12]]", "1234]", "[x"}},
+		{`(?i)k{1,3}(K)`, []string{"kKk", "\u212akk", "KK"}},
 	}
 	m := new(Machine)
 	for _, c := range cases {
@@ -83,16 +101,34 @@ func TestLoopKinds(t *testing.T) {
 		{`.* from`, loopGreedy},
 		{`(?:/[^\s"?]*)?/x`, loopGreedy},
 		{`[ab]*b`, loopGreedy},
+		{`a*b`, loopGreedy},
+		{`\d{1,3}`, loopBounded},
+		{`[0-9a-f]{1,4}:`, loopBounded},
+		{`f{4,6}`, loopBounded},
+		{`a{2,5}`, loopBounded},
+		{`\[?x`, loopBounded},
+		{`é{0,2}`, loopBounded},
 	} {
-		r := MustCompile(c.re)
-		found := false
-		for _, in := range r.prog {
-			found = found || in.op == opAlt && in.loop == c.want
-		}
-		if !found {
+		if !hasLoop(MustCompile(c.re), c.want) {
 			t.Errorf("%q: no loop of kind %d", c.re, c.want)
 		}
 	}
+	// lazy repeats, repeats with a choice, a capture or a literal of more than one character
+	// in each copy
+	for _, re := range []string{`\d{1,3}?`, `(\d){1,3}`, `(?:a|bc){1,3}`, `(?:ab){1,3}`, `\d{3}`} {
+		if hasLoop(MustCompile(re), loopBounded) {
+			t.Errorf("%q: loopBounded", re)
+		}
+	}
+}
+
+func hasLoop(r *Regexp, kind loopKind) bool {
+	for _, in := range r.prog {
+		if in.op == opAlt && in.loop == kind {
+			return true
+		}
+	}
+	return false
 }
 
 func TestLongTextGoesToRegexp(t *testing.T) {
@@ -103,7 +139,7 @@ func TestLongTextGoesToRegexp(t *testing.T) {
 
 // randRegex builds a random regex over a small alphabet, with the constructs filters use.
 func randRegex(rng *rand.Rand, depth int) string {
-	atoms := []string{"a", "b", " ", "é", `\d`, `\S`, `\s`, `[ab]`, `[^a\n]`, `.`, `\.`, "ab", "ba ", `\b`, `^`, `$`, `\n`, `(?i:a)`, `[[:alpha:]]`, `a*`, `(?:)`, `\B`, `(a|)`}
+	atoms := []string{"a", "b", " ", "é", `\d`, `\S`, `\s`, `[ab]`, `[^a\n]`, `.`, `\.`, "ab", "ba ", `\b`, `^`, `$`, `\n`, `(?i:a)`, `[[:alpha:]]`, `a*`, `(?:)`, `\B`, `(a|)`, `\d{1,3}`, `[0-9a]{2,4}`, `\S{0,2}`, `é{1,2}`}
 	if depth <= 0 || rng.IntN(3) == 0 {
 		return atoms[rng.IntN(len(atoms))]
 	}
@@ -116,7 +152,8 @@ func randRegex(rng *rand.Rand, depth int) string {
 	case 2:
 		return "(?:" + sub + "|" + randRegex(rng, depth-1) + ")"
 	case 3:
-		return "(?:" + sub + ")" + []string{"*", "+", "?", "*?", "+?", "??", "{1,3}", "{2}", "{0,2}?"}[rng.IntN(9)]
+		reps := []string{"*", "+", "?", "*?", "+?", "??", "{1,3}", "{2}", "{0,2}?", "{2,4}", "{0,3}", "{1,3}?", "{3,}"}
+		return "(?:" + sub + ")" + reps[rng.IntN(len(reps))]
 	case 4:
 		return "(?s:" + sub + ")"
 	case 5:
@@ -127,7 +164,7 @@ func randRegex(rng *rand.Rand, depth int) string {
 }
 
 func randText(rng *rand.Rand, max int) string {
-	parts := []string{"a", "b", " ", "é", "1", "\n", ".", "\xff", "ab", "ba "}
+	parts := []string{"a", "b", " ", "é", "1", "\n", ".", "\xff", "ab", "ba ", "12", "1.2"}
 	var b strings.Builder
 	for n := rng.IntN(max); n > 0; n-- {
 		b.WriteString(parts[rng.IntN(len(parts))])
@@ -168,6 +205,8 @@ func FuzzAgainstRegexp(f *testing.F) {
 	f.Add(`^Failed (?:password|pub) for (.*?) from (\d+\.\d+) port \d+$`, "Failed password for x from 1.2 port 3")
 	f.Add(`(a|ab)(c|bcd)(d*)`, "abcd")
 	f.Add(`(?m)^\s*(\S+?)\b`, "\n  é\xffx ")
+	f.Add(`(?:\d{1,3}\.){3}(\d{1,3})(\d?)`, "1234.5.6.7.8901")
+	f.Add(`([0-9a-f]{1,4}:?){2,3}(é{0,2}.)`, "ab12:c:ééé\xff")
 	m := new(Machine)
 	f.Fuzz(func(t *testing.T, expr, s string) {
 		if len(expr) > 200 {
