@@ -58,8 +58,10 @@ const (
 	linesCap       = 1024          // buffer of the Lines channel
 	// BatchLines is the most lines in one slice sent on Batches.
 	BatchLines = 256
-	batchesCap = linesCap / BatchLines // buffer of the Batches channel
-	maxPerPoll = 16 << 20              // bytes read from one file before the path is looked at again
+	// batchesCap is the buffer of the Batches channel: a receiver that fell behind finds up to
+	// 4,096 lines waiting, enough to share their matching between two cores (see package jail).
+	batchesCap = 16
+	maxPerPoll = 16 << 20 // bytes read from one file before the path is looked at again
 )
 
 var (
