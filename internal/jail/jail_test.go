@@ -4,12 +4,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"reflect"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -602,85 +604,121 @@ func TestNoAllocationPerLine(t *testing.T) {
 	}
 }
 
-// Matching half a batch on a helper stream and merging gives what one stream gives: the same
-// counters, the same failures in the same order, the same health state.
-func TestHelperStreamMerge(t *testing.T) {
+// Two matchers that take whole batches, each on its own stream, and count them in their turn
+// count what one stream counts: the same counters, health state and ban orders, with their
+// lines, in the same order.
+func TestMatchersCountInOrder(t *testing.T) {
 	f := loadFilter(t, "sshd", filter.Options{})
 	if !f.Independent() {
-		t.Fatal("sshd filter not independent: the parallel path is never taken")
+		t.Fatal("sshd filter not independent: the two matchers are never used")
 	}
 	var lines []string
-	for i := range 3000 {
+	for i := range 20000 {
 		at := t0.Add(time.Duration(i) * time.Second)
 		switch i % 5 {
 		case 0, 3:
-			lines = append(lines, strings.TrimSuffix(sshLine(at, "root", fmt.Sprintf("192.0.2.%d", i%200)), "\n"))
+			lines = append(lines, strings.TrimSuffix(sshLine(at, "root", fmt.Sprintf("192.0.2.%d", i*7%97)), "\n"))
 		case 1:
 			lines = append(lines, "no date at all, no failure")
 		default:
 			lines = append(lines, strings.TrimSuffix(noise(at), "\n"))
 		}
 	}
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0))))
-	const block = 100
-	// matchSplit's split point depends on when its helper goroutine runs: the batches are
-	// matched again until some had a helper's part and some had none (or enough tries).
-	helped, alone := 0, 0
-	for try := 0; try < 50 && (helped == 0 || alone == 0 || try < 3); try++ {
-		h, a := compareSplit(t, f, lines, block)
-		helped += h
-		alone += a
-	}
-	t.Logf("batches with a helper's part: %d, without: %d", helped, alone)
-	if helped == 0 {
-		t.Log("the helper never got to run in time: the parallel path was not compared")
-	}
-}
-
-// compareSplit matches lines in batches of 256 through one stream and through matchSplit,
-// and fails t when the counts, health or failures differ. It returns how many batches the
-// helper had a part of, and how many it had none of.
-func compareSplit(t *testing.T, f *filter.Filter, lines []string, block int64) (helped, alone int) {
-	t.Helper()
-	one := newStream(f, nil, 1<<16, block, t0)
-	two := newStream(f, nil, 1<<16, block, t0)
-	helper := newStream(f, nil, 1<<16, noBlock, t0)
-	var wantFail, gotFail []pending
-	for start := 0; start < len(lines); start += 256 {
-		batch := lines[start:min(start+256, len(lines))]
-		for _, l := range batch {
-			one.process(l, t0)
+	// batches of 1 to 300 lines, as a follower sends them
+	rng := rand.New(rand.NewPCG(1, 2))
+	var batches [][]source.Line
+	for i := 0; i < len(lines); {
+		n := min(1+rng.IntN(300), len(lines)-i)
+		b := make([]source.Line, n)
+		for k := range b {
+			b[k] = source.Line{Text: lines[i+k], Read: t0}
 		}
-		buf := make([]source.Line, len(batch))
-		for i, l := range batch {
-			buf[i] = source.Line{Text: l, Read: t0}
+		batches = append(batches, b)
+		i += n
+	}
+	type result struct {
+		orders       []ban.Order
+		st           Status
+		h            health
+		latest, last time.Time
+	}
+	const block = 1000
+	// slow: the batches come one at a time (most takes get one), else all wait from the start
+	// (takes of batchLines lines)
+	run := func(two, slow bool) (result, [2]int) {
+		banner := &fakeBanner{}
+		spec := sshSpec(t, "/nonexistent")
+		spec.Filter, spec.MaxRetry, spec.FindTime = f, 3, 48*time.Hour
+		j, err := New(spec, banner, Options{Clock: clock.NewFake(t0.Add(time.Duration(len(lines)) * time.Second))})
+		if err != nil {
+			t.Fatal(err)
 		}
-		if matchSplit(two, helper, buf) > 0 {
-			helped++
+		in := make(chan source.Batch, len(batches))
+		feed := func() {
+			for _, b := range batches {
+				in <- source.Batch{Lines: slices.Clone(b)}
+			}
+			close(in)
+		}
+		if slow {
+			in = make(chan source.Batch)
+			go feed()
 		} else {
-			alone++
+			feed()
 		}
-		c1, f1 := one.take()
-		c2, f2 := two.take()
-		if c1 != c2 {
-			t.Fatalf("batch at %d: counters %+v, merged %+v", start, c1, c2)
+		q := newBatchQueue(in, false)
+		fl := &file{}
+		s := newStream(f, nil, 1<<16, block, t0)
+		var counted [2]int
+		if !two {
+			counted[0] = j.match(fl, s, q, nil)
+		} else {
+			var wg sync.WaitGroup
+			for k := range counted {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					counted[k] = j.match(fl, s, q, newStream(f, nil, 1<<16, noBlock, t0))
+				}()
+			}
+			wg.Wait()
 		}
-		wantFail = append(wantFail, slices.Clone(f1)...)
-		gotFail = append(gotFail, slices.Clone(f2)...)
-		// Health blocks close at the first merge that fills them, so a block can be up to a
-		// half batch longer; the rest of the health state is exact.
-		h1, h2 := one.h, two.h
+		st := j.Status()
+		st.Files, st.Tracked = nil, 0
+		return result{orders: banner.got(), st: st, h: fl.h, latest: s.latest, last: s.first}, counted
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0))))
+	want, _ := run(false, false)
+	if len(want.orders) == 0 || want.st.LinesRead != int64(len(lines)) {
+		t.Fatalf("one stream: %d orders, %d lines read", len(want.orders), want.st.LinesRead)
+	}
+	// Which matcher takes which batch depends on the scheduler: run until both took some.
+	both := false
+	for try := 0; try < 20 && (!both || try < 4); try++ {
+		slow := try%2 == 1
+		got, counted := run(true, slow)
+		t.Logf("try %d (slow %v): batches counted by each matcher %v", try, slow, counted)
+		both = both || counted[0] > 0 && counted[1] > 0
+		if !reflect.DeepEqual(got.st, want.st) {
+			t.Fatalf("status %+v, one stream %+v", got.st, want.st)
+		}
+		if !reflect.DeepEqual(got.orders, want.orders) {
+			t.Fatalf("%d orders, one stream %d (or they differ)", len(got.orders), len(want.orders))
+		}
+		// Health blocks close at the first count that fills them, so a block can be up to a
+		// batch longer; the rest of the health state is exact.
+		h1, h2 := want.h, got.h
 		h1.block, h1.last, h2.block, h2.last = healthBlock{}, healthBlock{}, healthBlock{}, healthBlock{}
-		sameBad := string(h1.badHostLine) == string(h2.badHostLine)
-		h1.badHostLine, h2.badHostLine = nil, nil
-		if !reflect.DeepEqual(h1, h2) || !sameBad || !one.latest.Equal(two.latest) || !one.first.Equal(two.first) {
-			t.Fatalf("batch at %d: health %+v latest %v first %v, merged %+v %v %v", start, one.h, one.latest, one.first, two.h, two.latest, two.first)
+		if !reflect.DeepEqual(h1, h2) || !got.latest.Equal(want.latest) || !got.last.Equal(want.last) {
+			t.Fatalf("health %+v latest %v first %v, one stream %+v %v %v", got.h, got.latest, got.last, want.h, want.latest, want.last)
+		}
+		if got.h.last.Lines < block || got.h.last.Lines > block+batchLines+300 {
+			t.Fatalf("last health block of %d lines", got.h.last.Lines)
 		}
 	}
-	if len(wantFail) == 0 || !slices.Equal(wantFail, gotFail) {
-		t.Fatalf("failures differ: %d vs %d", len(wantFail), len(gotFail))
+	if !both {
+		t.Error("one matcher took every batch in every try: the two were never compared")
 	}
-	return helped, alone
 }
 
 // allocsPerCall returns the mean number of heap allocations of one call of f, over n calls
