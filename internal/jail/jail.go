@@ -9,13 +9,14 @@
 //
 // # Concurrency
 //
-// Each followed file has its own goroutine, which receives the follower's lines and runs them
-// through the file's own filter.Matcher without any lock: matching is nearly all the cost of a
-// line, and files of one jail are matched in parallel. The goroutine takes the lines that are
-// already waiting (up to batchLines) and then, once per batch, takes the jail's mutex to count
-// the failures it found in the window and add its counters. A line that is no failure costs no
-// lock, no allocation and no channel operation beyond the follower's send. Ban orders are sent
-// to the Banner after the mutex is released. Status and Explain take the same mutex.
+// Each followed file has its own goroutine (two when its filter's lines are independent and
+// there are two cores: see consume), which receives the follower's lines and runs them through
+// its own filter.Matcher without any lock: matching is nearly all the cost of a line, and files
+// of one jail are matched in parallel. The goroutine takes the lines that are already waiting
+// (up to batchLines) and then, once per batch, takes the jail's mutex to count the failures it
+// found in the window and add its counters. A line that is no failure costs no lock, no
+// allocation and no channel operation beyond the follower's send. Ban orders are sent to the
+// Banner after the mutex is released. Status and Explain take the same mutex.
 //
 // One jail goroutine fed by every file (the design's first sketch) would add a second channel
 // hop per line and match every file on one core; the mutex is held for microseconds per batch.
