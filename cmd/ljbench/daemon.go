@@ -216,18 +216,8 @@ func (d *daemon) execLogjail(b *bench, conf, logName string, args, extraEnv []st
 		argv = append(argv, "--cpuprofile", filepath.Join(d.dir, "cpu.pprof"))
 	}
 	if b.o.noConntrack {
-		bin := filepath.Join(d.dir, "bin")
-		if err := os.MkdirAll(bin, 0o755); err != nil && !os.IsExist(err) {
-			return err
-		}
-		for _, c := range []string{"iptables", "ip6tables", "iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save"} {
-			if p, err := exec.LookPath(c); err == nil {
-				if err := os.Symlink(p, filepath.Join(bin, c)); err != nil && !os.IsExist(err) {
-					return err
-				}
-			}
-		}
-		extraEnv = append(extraEnv, "PATH="+bin)
+		// The daemon's diagnostic switch (internal/daemon): its jails cut no connections.
+		extraEnv = append(extraEnv, "LOGJAIL_NO_CONNTRACK=1")
 	}
 	if d.proc, err = d.env.start("logjail server", d.ns, argv, extraEnv, nil, logf); err != nil {
 		return err

@@ -132,7 +132,7 @@ func run() int {
 	flag.StringVar(&o.jsonOut, "json", "", "also write every result to this file, as a JSON array")
 	flag.StringVar(&o.csvDir, "csv", "", "write every ban's times of each latency run to a CSV file in this directory")
 	flag.StringVar(&o.label, "label", "", "what the logjail binary is (printed with the results), e.g. a commit")
-	flag.BoolVar(&o.noConntrack, "no-conntrack", false, "diagnostic: run logjail with a PATH that has iptables but no conntrack, so that bans cut no connections")
+	flag.BoolVar(&o.noConntrack, "no-conntrack", false, "diagnostic: run logjail with LOGJAIL_NO_CONNTRACK=1, so that bans cut no connections")
 	flag.BoolVar(&o.profile, "profile", false, "run logjail with --cpuprofile DIR/cpu.pprof in each daemon's scratch directory (KEEP=1 in the script keeps it)")
 	flag.IntVar(&o.bans, "bans", 1000, "bans per latency run (distinct addresses)")
 	flag.IntVar(&o.f2bFloodBans, "f2b-flood-bans", 200, "bans in fail2ban's flood run (logjail runs that workload too, for the ratio)")

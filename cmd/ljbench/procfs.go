@@ -16,7 +16,7 @@ const clockTick = 10 * time.Millisecond
 // cpuTimes are a process's CPU times from /proc/PID/stat.
 type cpuTimes struct {
 	Self     time.Duration // utime + stime: the process's own threads
-	Children time.Duration // cutime + cstime: children it waited for (iptables, conntrack, a shell)
+	Children time.Duration // cutime + cstime: children it waited for (iptables-restore, a shell)
 }
 
 func (c cpuTimes) sub(o cpuTimes) cpuTimes {

@@ -135,7 +135,7 @@ func (b *bench) startupBench() error {
 			`reconciled: logjail's "kernel reconciled" log line (its own ms timestamp); all applied: the later of that and the last ban rule nft monitor saw added;`,
 			"  then checked with banned --json (applied/listed) and iptables -S (rules in kernel)",
 			fmt.Sprintf("probes: TCP connects from the banned address %s to the jail's port every %s, during the whole stop and start (cold: from the exec); got through = connected", probeAddr, b.o.probeEvery),
-			"VmRSS / VmHWM: of the new daemon right after every ban was applied; cpu children: iptables and conntrack it waited for;",
+			"VmRSS / VmHWM: of the new daemon right after every ban was applied; cpu children: iptables it waited for;",
 			"  other load: CPUs busy with anything but the daemon and ljbench from the exec until every ban was applied (the machine is shared)")
 		if hasF2b {
 			notes = append(notes,
@@ -176,7 +176,7 @@ func (p *startPhase) notes() []string {
 		out = append(out, fmt.Sprintf("%s %s: %d ERROR lines in its log", p.kind, p.name, p.errLines))
 	}
 	if p.cutSkipped > 0 {
-		out = append(out, fmt.Sprintf("%s %s: %d \"conntrack queue full\" warnings (one conntrack -D per ban applied, queue of 4096)", p.kind, p.name, p.cutSkipped))
+		out = append(out, fmt.Sprintf("%s %s: %d \"conntrack queue full\" warnings (cuts waiting for a walk of the conntrack table, queue of 4096)", p.kind, p.name, p.cutSkipped))
 	}
 	if p.verifiedAt >= 0 {
 		out = append(out, fmt.Sprintf("%s %s: banned --json reported every ban applied at %s", p.kind, p.name, fmtDur(p.verifiedAt)))

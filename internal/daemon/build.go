@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -28,15 +29,20 @@ type BackendSpec struct {
 }
 
 // NewIPTables is the default Options.NewBackend: the built-in iptables backend, with ip6tables
-// when the machine has it and connection cutting through conntrack.
+// when the machine has it and connection cutting through conntrack, unless the diagnostic
+// noConntrackEnv is set.
 func NewIPTables(s BackendSpec, logger *slog.Logger) (action.Backend, error) {
 	o := s.Opts
 	if _, err := exec.LookPath("ip6tables"); err == nil {
 		o.IPv6 = true
 	}
-	o.Conntrack = true
+	o.Conntrack = os.Getenv(noConntrackEnv) != "1"
 	return iptables.New(o, logger)
 }
+
+// noConntrackEnv, set to 1, turns connection cutting off in every jail: a diagnostic (ljbench
+// -no-conntrack measures what the cuts cost), not a setting.
+const noConntrackEnv = "LOGJAIL_NO_CONNTRACK"
 
 // builtJail is one enabled jail of a configuration, ready to run: everything the jail, the ban
 // manager and the backend need, and the fingerprints that tell a reload what changed.

@@ -3,21 +3,23 @@
 package iptables
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
 
 	"github.com/logjail/logjail/internal/action"
 )
@@ -36,7 +38,7 @@ func fakeFail(format string, a ...any) *fakeErr {
 	return &fakeErr{msg: fmt.Sprintf(format, a...)}
 }
 
-// recorder collects the calls of both families and of the conntrack runner,
+// recorder collects the calls of both families and of the conntrack cut,
 // in order.
 type recorder struct {
 	mu    sync.Mutex // for the cutter goroutine (asyncCut); other tests read lines directly
@@ -72,7 +74,7 @@ type fakeIPT struct {
 // record adds a call to the recorder and returns its line.
 func (f *fakeIPT) record(format string, a ...any) string {
 	l := f.fam + " " + fmt.Sprintf(format, a...)
-	f.rec.lines = append(f.rec.lines, l)
+	f.rec.add("%s", l)
 	return l
 }
 
@@ -317,20 +319,21 @@ func (e exitErr) ExitCode() int { return int(e) }
 type env struct {
 	rec    recorder
 	v4, v6 *fakeIPT
-	logs   bytes.Buffer
-	// conntrack is what the fake conntrack returns, by target address; the
-	// default is conntrack's answer when nothing matched.
-	conntrack map[string]string
-	// asyncCut runs conntrack on the backend's cutter goroutine, as in production; golden
-	// tests run it in order, on the ban's call.
-	asyncCut    bool
-	noConntrack bool // lookPath fails
+	logs   syncBuffer // the cutter goroutine logs too
+	// cutFlows is how many entries the fake cut deletes, by target prefix; cutErr, when set,
+	// is what it returns instead; cutHook, when set, runs first (async tests block in it).
+	cutFlows map[netip.Prefix]uint
+	cutErr   error
+	cutHook  func(ctx context.Context) error
+	// asyncCut cuts on the backend's cutter goroutine, as in production; golden tests cut in
+	// order, on the ban's call.
+	asyncCut bool
 	// restoreFails makes iptables-restore fail, changing nothing.
 	restoreFails bool
 }
 
 func newEnv(extraBuiltin ...string) *env {
-	e := &env{conntrack: map[string]string{}}
+	e := &env{cutFlows: map[netip.Prefix]uint{}}
 	e.v4 = newFakeIPT("ipv4", &e.rec, extraBuiltin...)
 	e.v6 = newFakeIPT("ipv6", &e.rec, extraBuiltin...)
 	return e
@@ -348,23 +351,21 @@ func (e *env) backend(t *testing.T, opts Options) *Backend {
 			e.rec.add("new ipv4 handle, lock wait %ds", lockWait)
 			return e.v4, nil
 		},
-		lookPath: func(file string) (string, error) {
-			if e.noConntrack {
-				return "", errors.New(`exec: "conntrack": executable file not found in $PATH`)
+		cut: func(ctx context.Context, fam string, prefixes []netip.Prefix) (uint, error) {
+			e.rec.add("conntrack cut %s %v", fam, prefixes)
+			if e.cutHook != nil {
+				if err := e.cutHook(ctx); err != nil {
+					return 0, err
+				}
 			}
-			return "/usr/sbin/" + file, nil
-		},
-		run: func(ctx context.Context, argv []string) ([]byte, error) {
-			e.rec.add("exec %s", strings.Join(argv, " "))
-			addr := argv[slices.Index(argv, "-s")+1]
-			switch out, ok := e.conntrack[addr]; {
-			case !ok:
-				return []byte("conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.\n"), exitErr(1)
-			case strings.HasPrefix(out, "error:"):
-				return []byte(out), exitErr(2)
-			default:
-				return []byte(out), nil
+			if e.cutErr != nil {
+				return 0, e.cutErr
 			}
+			var n uint
+			for _, p := range prefixes {
+				n += e.cutFlows[p]
+			}
+			return n, nil
 		},
 		services: "testdata/services",
 		restore: func(ctx context.Context, v6 bool, lockWait int, input []byte) ([]byte, error) {
@@ -485,7 +486,7 @@ func TestGolden(t *testing.T) {
 					f.add("keep", "-p tcp --dport 9999 -j ACCEPT")
 					f.add("INPUT", "-j keep")
 				}
-				e.conntrack["192.0.2.1"] = "conntrack v1.4.7 (conntrack-tools): 2 flow entries have been deleted.\n"
+				e.cutFlows[netip.MustParsePrefix("192.0.2.1/32")] = 2
 			},
 			script: []string{
 				"start", "state",
@@ -669,45 +670,32 @@ func TestCanceledContext(t *testing.T) {
 	}
 }
 
-func TestConntrackMissing(t *testing.T) {
-	e := newEnv()
-	e.noConntrack = true
-	b := e.backend(t, Options{Jail: "x", Conntrack: true})
-	if err := b.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Ban(t.Context(), tgt("192.0.2.1")); err != nil {
-		t.Fatalf("Ban without conntrack = %v, want nil", err)
-	}
-	for _, l := range e.rec.lines {
-		if strings.HasPrefix(l, "exec") {
-			t.Errorf("ran %q without a conntrack binary", l)
-		}
-	}
-	if logs := e.logs.String(); strings.Count(logs, "conntrack not found") != 1 {
-		t.Errorf("want one warning about conntrack, logs:\n%s", logs)
-	}
-}
-
+// A failed cut (here: no nf_conntrack_netlink) leaves the ban in place and is one warning
+// however many walks fail; a walk that finds nothing is a debug line.
 func TestConntrackFailureIsAWarning(t *testing.T) {
 	e := newEnv()
 	b := e.backend(t, Options{Jail: "x", Conntrack: true})
-	e.conntrack["192.0.2.1"] = "error: conntrack v1.4.7 (conntrack-tools): Operation failed: invalid parameters\n"
 	if err := b.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Ban(t.Context(), tgt("192.0.2.1")); err != nil {
-		t.Fatalf("Ban = %v, want nil (conntrack is best effort)", err)
-	}
-	if err := b.Ban(t.Context(), tgt("192.0.2.2")); err != nil { // nothing to delete: exit 1
+	if err := b.Ban(t.Context(), tgt("192.0.2.2")); err != nil { // nothing to delete
 		t.Fatal(err)
 	}
-	logs := e.logs.String()
-	if strings.Count(logs, "level=WARN") != 1 || !strings.Contains(logs, "invalid parameters") {
-		t.Errorf("want one warning, with conntrack's output, logs:\n%s", logs)
+	e.cutErr = syscall.EPROTONOSUPPORT
+	for _, a := range []string{"192.0.2.1", "192.0.2.3", "192.0.2.4"} {
+		if err := b.Ban(t.Context(), tgt(a)); err != nil {
+			t.Fatalf("Ban = %v, want nil (cutting is best effort)", err)
+		}
 	}
-	if !strings.Contains(logs, `msg="no connections to cut" backend=iptables jail=x target=192.0.2.2`) {
-		t.Errorf("exit status 1 with 0 flows should be a debug line, logs:\n%s", logs)
+	logs := e.logs.String()
+	if strings.Count(logs, "level=WARN") != 1 || !strings.Contains(logs, "protocol not supported") {
+		t.Errorf("want one warning, with the error, logs:\n%s", logs)
+	}
+	if !strings.Contains(logs, `msg="no connections to cut" backend=iptables jail=x family=ipv4 targets=1`) {
+		t.Errorf("a cut that deleted nothing should be a debug line, logs:\n%s", logs)
+	}
+	if got := strings.Count(strings.Join(e.state(), "\n"), "-s 192.0.2."); got != 4 {
+		t.Errorf("%d ban rules, want 4", got)
 	}
 }
 
@@ -755,20 +743,36 @@ func TestJumpSpec(t *testing.T) {
 	}
 }
 
-func TestPrefixMask(t *testing.T) {
-	for in, want := range map[string]string{
-		"10.0.0.0/8":        "255.0.0.0",
-		"192.0.2.0/24":      "255.255.255.0",
-		"192.0.2.128/25":    "255.255.255.128",
-		"2001:db8::/32":     "ffff:ffff::",
-		"2001:db8:1::/48":   "ffff:ffff:ffff::",
-		"2001:db8::/127":    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe",
-		"203.0.113.64/26":   "255.255.255.192",
-		"2001:db8:0:1::/64": "ffff:ffff:ffff:ffff::",
+func TestSrcFilter(t *testing.T) {
+	f := newSrcFilter([]netip.Prefix{
+		netip.MustParsePrefix("192.0.2.1/32"),
+		netip.MustParsePrefix("198.51.100.0/24"),
+		netip.MustParsePrefix("2001:db8::1/128"),
+		netip.MustParsePrefix("2001:db8:1::/48"),
+	})
+	for src, want := range map[string]bool{
+		"192.0.2.1":          true,
+		"192.0.2.2":          false,
+		"198.51.100.0":       true,
+		"198.51.100.255":     true,
+		"198.51.101.1":       false,
+		"2001:db8::1":        true,
+		"2001:db8::2":        false,
+		"2001:db8:1:ffff::9": true,
+		"2001:db8:2::1":      false,
+		"::ffff:192.0.2.1":   true, // a 16-byte IPv4 address
 	} {
-		if got := prefixMask(netip.MustParsePrefix(in)).String(); got != want {
-			t.Errorf("prefixMask(%s) = %s, want %s", in, got, want)
+		flow := &netlink.ConntrackFlow{}
+		flow.Forward.SrcIP = net.ParseIP(src)
+		if a := flow.Forward.SrcIP.To4(); a != nil && !strings.HasPrefix(src, "::") {
+			flow.Forward.SrcIP = a // what ctnetlink gives for IPv4
 		}
+		if got := f.MatchConntrackFlow(flow); got != want {
+			t.Errorf("source %s: match = %v, want %v", src, got, want)
+		}
+	}
+	if (&srcFilter{}).MatchConntrackFlow(&netlink.ConntrackFlow{}) {
+		t.Error("an entry without a source matched")
 	}
 }
 
@@ -784,7 +788,7 @@ func TestConntrackAsync(t *testing.T) {
 	if err := b.Ban(t.Context(), tgt("192.0.2.1")); err != nil {
 		t.Fatal(err)
 	}
-	want := "exec /usr/sbin/conntrack -D -f ipv4 -s 192.0.2.1"
+	want := "conntrack cut ipv4 [192.0.2.1/32]"
 	deadline := time.Now().Add(5 * time.Second)
 	for !slices.Contains(e.rec.snapshot(), want) {
 		if time.Now().After(deadline) {
@@ -797,6 +801,156 @@ func TestConntrackAsync(t *testing.T) {
 	}
 	if b.cut != nil {
 		t.Error("cutter still set after Stop")
+	}
+}
+
+// blockFirstCut makes the fake cut's first call wait for release, after saying on started that
+// it runs: the cuts asked for meanwhile queue up.
+func (e *env) blockFirstCut() (started, release chan struct{}) {
+	started, release = make(chan struct{}), make(chan struct{})
+	first := true // only the cutter goroutine calls the hook
+	e.cutHook = func(context.Context) error {
+		if first {
+			first = false
+			close(started)
+			<-release
+		}
+		return nil
+	}
+	return started, release
+}
+
+// cuts returns the fake cut's calls so far.
+func (e *env) cuts() []string {
+	var out []string
+	for _, l := range e.rec.snapshot() {
+		if strings.HasPrefix(l, "conntrack cut ") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// waitCuts waits for n calls of the fake cut and returns them.
+func (e *env) waitCuts(t *testing.T, n int) []string {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); len(e.cuts()) < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("want %d cuts, got:\n%s", n, strings.Join(e.cuts(), "\n"))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return e.cuts()
+}
+
+// The bans of a burst that come while a walk runs are cut together in the next walk: one per
+// address family, each target with its own prefix.
+func TestCutBatches(t *testing.T) {
+	e := newEnv()
+	e.asyncCut = true
+	started, release := e.blockFirstCut()
+	e.cutFlows[netip.MustParsePrefix("198.51.100.0/24")] = 3
+	b := e.backend(t, Options{Jail: "x", IPv6: true, Conntrack: true})
+	if err := b.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ban(t.Context(), tgt("192.0.2.1")); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	for _, a := range []string{"192.0.2.2", "2001:db8::2", "198.51.100.0/24", "192.0.2.3", "2001:db8:1::/48"} {
+		if err := b.Ban(t.Context(), tgt(a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, err := range b.BanBatch(t.Context(), []action.Target{tgt("192.0.2.4"), tgt("2001:db8::4")}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(release)
+	e.waitCuts(t, 3)
+	if err := b.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"conntrack cut ipv4 [192.0.2.1/32]",
+		"conntrack cut ipv4 [192.0.2.2/32 198.51.100.0/24 192.0.2.3/32 192.0.2.4/32]",
+		"conntrack cut ipv6 [2001:db8::2/128 2001:db8:1::/48 2001:db8::4/128]",
+	}
+	if diff := cmp.Diff(want, e.cuts()); diff != "" {
+		t.Errorf("cuts (-want +got):\n%s", diff)
+	}
+	if logs := e.logs.String(); !strings.Contains(logs, `msg="cut connections" backend=iptables jail=x family=ipv4 targets=4 flows=3`) {
+		t.Errorf("want the batch's cut at Info, logs:\n%s", logs)
+	}
+}
+
+// Beyond cutQueue waiting cuts, a ban's cut is skipped with one warning (rate-limited); the
+// cuts that fit still go, in one walk.
+func TestCutQueueFull(t *testing.T) {
+	e := newEnv()
+	e.asyncCut = true
+	started, release := e.blockFirstCut()
+	b := e.backend(t, Options{Jail: "x", Conntrack: true})
+	if err := b.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ban(t.Context(), tgt("192.0.2.1")); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	for i := range cutQueue + 2 {
+		a := netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)})
+		if err := b.Ban(t.Context(), action.AddrTarget(a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := e.logs.String()
+	if strings.Count(logs, "conntrack queue full") != 1 || !strings.Contains(logs, "target=10.1.16.0 skipped=1") {
+		t.Errorf("want one queue-full warning, for the first target skipped, logs:\n%s", logs)
+	}
+	close(release)
+	cuts := e.waitCuts(t, 2)
+	if err := b.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(strings.Fields(cuts[1])) - 3; len(cuts) != 2 || n != cutQueue {
+		t.Errorf("%d cuts, the second of %d targets; want 2, the second of %d", len(cuts), n, cutQueue)
+	}
+}
+
+// Stop while a walk runs gives it up without a warning, and drops the cuts waiting.
+func TestCutStopWhileRunning(t *testing.T) {
+	e := newEnv()
+	e.asyncCut = true
+	started := make(chan struct{}, 1)
+	e.cutHook = func(ctx context.Context) error {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	b := e.backend(t, Options{Jail: "x", Conntrack: true})
+	if err := b.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"192.0.2.1", "192.0.2.2"} {
+		if err := b.Ban(t.Context(), tgt(a)); err != nil {
+			t.Fatal(err)
+		}
+		if a == "192.0.2.1" {
+			<-started
+		}
+	}
+	if err := b.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	logs := e.logs.String()
+	if strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "connection cuts abandoned at stop") {
+		t.Errorf("want the cut abandoned at Debug, no warning; logs:\n%s", logs)
 	}
 }
 

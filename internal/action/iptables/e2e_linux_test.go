@@ -12,9 +12,9 @@ package iptables
 // How the namespaces are entered:
 //   - The backend runs in a child process: this test binary re-executed under
 //     `ip netns exec <server ns>` with LOGJAIL_IPTABLES_HELPER set (TestMain
-//     turns it into a line-protocol server: start, ban P, unban P, stop,
-//     startkeep, stopkeep, list, exit). Every thread of that process, and so every iptables and
-//     conntrack it forks, is in the namespace: no code path of the backend,
+//     turns it into a line-protocol server: start, ban P, banbatch P..., unban P, stop,
+//     startkeep, stopkeep, list, exit). Every thread of that process, and so every iptables it
+//     forks and every netlink socket it opens, is in the namespace: no code path of the backend,
 //     present or future (a goroutine, a library's own exec), can reach the
 //     host's firewall. Locking an OS thread and calling setns would protect
 //     only the forks made from that one thread. The helper also refuses to
@@ -46,6 +46,8 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -139,6 +141,18 @@ func helperMain(spec, netns string) int {
 				}
 				fmt.Println(out.String())
 				continue
+			}
+		case "banbatch":
+			var ts []action.Target
+			for _, a := range strings.Fields(arg) {
+				var p netip.Prefix
+				if p, err = netip.ParsePrefix(a); err != nil {
+					break
+				}
+				ts = append(ts, action.Target{Prefix: p})
+			}
+			if err == nil {
+				err = errors.Join(b.BanBatch(ctx, ts)...)
 			}
 		case "ban", "unban":
 			var p netip.Prefix
@@ -411,9 +425,18 @@ func (tp *topo) listen(t *testing.T, ports ...int) {
 
 // dial connects from namespace ns to addr:port within ioTimeout.
 func dial(ns string, addr netip.Addr, port int) (net.Conn, error) {
+	return dialFrom(ns, netip.Addr{}, addr, port)
+}
+
+// dialFrom is dial from source address src (the kernel's choice when invalid).
+func dialFrom(ns string, src, addr netip.Addr, port int) (net.Conn, error) {
+	d := net.Dialer{Timeout: ioTimeout}
+	if src.IsValid() {
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+	}
 	var c net.Conn
 	err := inNetns(ns, func() (err error) {
-		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(addr, uint16(port)).String(), ioTimeout)
+		c, err = d.Dial("tcp", netip.AddrPortFrom(addr, uint16(port)).String())
 		return err
 	})
 	return c, err
@@ -717,9 +740,6 @@ func TestE2EConntrack(t *testing.T) {
 	requireE2E(t)
 	for _, on := range []bool{false, true} {
 		t.Run(fmt.Sprintf("conntrack=%v", on), func(t *testing.T) {
-			if _, err := exec.LookPath("conntrack"); on && err != nil {
-				missing(t, "conntrack not found in PATH")
-			}
 			tp := newTopo(t)
 			tp.listen(t, 22)
 			fams := tp.families()
@@ -783,6 +803,110 @@ func TestE2EConntrack(t *testing.T) {
 		})
 	}
 }
+
+// TestE2EConntrackBurst: a burst of bans (one BanBatch, as the daemon sends a flood) cuts the
+// established connections of every banned address and prefix, in fewer walks of the conntrack
+// table than targets, and leaves those of the addresses not banned.
+func TestE2EConntrackBurst(t *testing.T) {
+	requireE2E(t)
+	tp := newTopo(t)
+	tp.listen(t, 22)
+	fams := tp.families()
+	for _, f := range fams {
+		nsExec(t, tp.srv, f.ipt, "-N", "guard")
+		nsExec(t, tp.srv, f.ipt, "-A", "INPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
+		nsExec(t, tp.srv, f.ipt, "-A", "INPUT", "-j", "guard")
+	}
+	h := startHelper(t, tp.srv, Options{Jail: "burst", Chain: "guard", Ports: "22", IPv6: tp.v6, Conntrack: true})
+	h.must("start")
+
+	// In each family, four more attacker addresses banned one by one, and two in a prefix
+	// banned whole; the attacker's own address stays unbanned.
+	nth := func(a netip.Addr, k int) netip.Addr {
+		for range k {
+			a = a.Next()
+		}
+		return a
+	}
+	type conn struct {
+		who string
+		c   net.Conn
+	}
+	var banned, kept []conn
+	var targets []string
+	for _, f := range fams {
+		plen, nodad := 24, []string(nil)
+		if f.atk.Is6() {
+			plen, nodad = 64, []string{"nodad"}
+		}
+		srcs := []netip.Addr{nth(f.atk, 6), nth(f.atk, 7), nth(f.atk, 8), nth(f.atk, 9), nth(f.atk, 14), nth(f.atk, 15)}
+		for i, a := range srcs {
+			run(t, append([]string{"ip", "-n", tp.atk, "addr", "add", netip.PrefixFrom(a, plen).String(), "dev", "eth0"}, nodad...)...)
+			if i < 4 {
+				targets = append(targets, hostPrefix(a))
+			}
+		}
+		// nth 14 is aligned on 4 in both families (10.200.1.16, fd00:200:0:1::10).
+		targets = append(targets, netip.PrefixFrom(srcs[4], f.atk.BitLen()-2).String())
+		for _, a := range srcs {
+			c, err := dialFrom(tp.atk, a, f.srvAtk, 22)
+			if err != nil {
+				t.Fatalf("%s attacker %v: %v", f.name, a, err)
+			}
+			defer c.Close()
+			banned = append(banned, conn{fmt.Sprintf("%s attacker %v", f.name, a), c})
+		}
+		for _, side := range []struct {
+			who, ns     string
+			src, server netip.Addr
+		}{{"attacker not banned", tp.atk, f.atk, f.srvAtk}, {"bystander", tp.bys, f.bys, f.srvBys}} {
+			c, err := dialFrom(side.ns, side.src, side.server, 22)
+			if err != nil {
+				t.Fatalf("%s %s: %v", f.name, side.who, err)
+			}
+			defer c.Close()
+			kept = append(kept, conn{f.name + " " + side.who, c})
+		}
+	}
+	for _, c := range append(slices.Clone(banned), kept...) {
+		if err := echo(c.c); err != nil {
+			t.Fatalf("%s: echo before the ban: %v", c.who, err)
+		}
+	}
+
+	h.must("banbatch " + strings.Join(targets, " "))
+	for _, c := range banned {
+		err := echo(c.c)
+		for deadline := time.Now().Add(3 * time.Second); err == nil && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+			err = echo(c.c)
+		}
+		if err == nil {
+			t.Errorf("%s: established connection still works after the burst", c.who)
+		}
+	}
+	for _, c := range kept {
+		if err := echo(c.c); err != nil {
+			t.Errorf("%s: established connection broke: %v", c.who, err)
+		}
+	}
+	h.must("stop")
+	h.exit()
+
+	walks, cut := 0, 0
+	for _, m := range cutLogRE.FindAllStringSubmatch(h.logs.String(), -1) {
+		n, _ := strconv.Atoi(m[1])
+		walks++
+		cut += n
+	}
+	t.Logf("%d targets cut in %d walks; log:\n%s", cut, walks, h.logs)
+	if cut != len(targets) || walks >= len(targets) {
+		t.Errorf("%d targets cut in %d walks, want %d in fewer walks", cut, walks, len(targets))
+	}
+}
+
+// cutLogRE reads the targets of one walk from the backend's log.
+var cutLogRE = regexp.MustCompile(`msg="(?:cut connections|no connections to cut)" .*targets=(\d+)`)
 
 // TestE2ECrashRestart: a backend bans and is killed (no Stop); leftovers are
 // made worse by a duplicate jump and the jump of an earlier configuration.

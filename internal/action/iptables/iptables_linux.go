@@ -10,13 +10,15 @@ import (
 	"log/slog"
 	"net/netip"
 	"os/exec"
-	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	goipt "github.com/coreos/go-iptables/iptables"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/logjail/logjail/internal/action"
 )
@@ -46,20 +48,22 @@ var (
 	_ action.Backend = (*Backend)(nil)
 	_ action.Keeper  = (*Backend)(nil)
 	_ action.Lister  = (*Backend)(nil)
+
+	_ netlink.CustomConntrackFilter = (*srcFilter)(nil)
 )
 
 // deps are the backend's ways out of the process; tests replace them.
 type deps struct {
 	// newIPT builds the handle of one address family; called by Start.
 	newIPT func(v6 bool, lockWait int) (ipt, error)
-	// lookPath finds the conntrack binary.
-	lookPath func(file string) (string, error)
-	// run runs argv (no shell) and returns its combined output.
-	run func(ctx context.Context, argv []string) ([]byte, error)
+	// cut deletes the conntrack entries of family fam ("ipv4" or "ipv6") whose original
+	// source is in one of prefixes, in one walk of the table, and returns how many it
+	// deleted. It may give up when ctx ends.
+	cut func(ctx context.Context, fam string, prefixes []netip.Prefix) (uint, error)
 	// services is the services(5) file for port names.
 	services string
-	// syncCut runs conntrack on the ban's own call, in order (the golden tests), instead of on
-	// the backend's cutter goroutine.
+	// syncCut cuts on the ban's own call, in order (the golden tests), instead of on the
+	// backend's cutter goroutine.
 	syncCut bool
 	// restore feeds input to iptables-restore --noflush (ip6tables-restore
 	// when v6), waiting at most lockWait seconds for the xtables lock, and
@@ -77,10 +81,7 @@ func realDeps() deps {
 			// Timeout turns --wait (forever) into --wait N.
 			return goipt.New(goipt.IPFamily(proto), goipt.Timeout(lockWait))
 		},
-		lookPath: exec.LookPath,
-		run: func(ctx context.Context, argv []string) ([]byte, error) {
-			return exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
-		},
+		cut:      netlinkCut,
 		services: DefaultServicesFile,
 		restore: func(ctx context.Context, v6 bool, lockWait int, input []byte) ([]byte, error) {
 			name := "iptables-restore"
@@ -104,18 +105,25 @@ type Backend struct {
 	log  *slog.Logger
 	deps deps
 
-	mu        sync.Mutex
-	fams      []*family // IPv4 first, then IPv6; nil when not started
-	conntrack string    // path of the conntrack binary; "" when off or missing
-	cut       *cutter   // runs conntrack off the ban path; nil when not started or syncCut
+	mu   sync.Mutex
+	fams []*family // IPv4 first, then IPv6; nil when not started
+	cut  *cutter   // cuts connections off the ban path; nil when not started, off or syncCut
+
+	// failed counts the cut walks that failed since the last warning, failWarned is when that
+	// was: without nf_conntrack_netlink every walk of a flood fails. Touched only by whoever
+	// cuts: the cutter goroutine, or Ban under mu with syncCut.
+	failed     int
+	failWarned time.Time
 }
 
-// cutter runs "conntrack -D" for banned targets on a goroutine of its own. The ban rule is in
-// before the cut is asked for, and our jump is the first rule of the parent chain, so the
-// packets of established connections already meet the rule: the cut only frees their entries
-// and ends connections that an ACCEPT in front of our jump would let through. It costs about
-// 12 ms of kernel time a call (conntrack walks the whole table); on the ban's own call it
-// would hold up the next ban that long.
+// cutter cuts the established connections of banned targets on a goroutine of its own. The
+// ban rule is in before the cut is asked for, and our jump is the first rule of the parent
+// chain, so the packets of established connections already meet the rule: the cut only frees
+// their entries and ends connections that an ACCEPT in front of our jump would let through.
+// Finding a target's entries means walking the whole conntrack table, about 13 ms of kernel
+// time however few entries it holds (the walk visits every bucket of the hash): so the cutter
+// takes every cut waiting at once and walks each family's table once for all of them. On the
+// ban's own call a walk would hold up the next ban that long.
 type cutter struct {
 	ch     chan cutReq
 	cancel context.CancelFunc
@@ -127,39 +135,48 @@ type cutter struct {
 	warned  time.Time
 }
 
-// cutWarnEvery bounds the warnings of skipped cuts.
+// cutWarnEvery bounds the warnings of skipped and failed cuts.
 const cutWarnEvery = 10 * time.Second
 
 type cutReq struct {
-	fam  string
-	path string
-	t    action.Target
+	fam string
+	p   netip.Prefix
 }
 
 // cutQueue bounds the cuts waiting; beyond it a cut is skipped and logged.
 const cutQueue = 4096
 
-// cutTimeout bounds one conntrack call.
+// cutTimeout bounds each wait for the kernel's answer during a walk.
 const cutTimeout = 10 * time.Second
 
-// startCutter starts the cutter goroutine when conntrack is on. Called with b.mu held.
+// startCutter starts the cutter goroutine when Conntrack is on. Called with b.mu held.
 func (b *Backend) startCutter() {
-	if b.conntrack == "" || b.deps.syncCut || b.cut != nil {
+	if !b.cfg.conntrack || b.deps.syncCut || b.cut != nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &cutter{ch: make(chan cutReq, cutQueue), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
+		var batch []cutReq
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case r := <-c.ch:
-				cctx, ccancel := context.WithTimeout(ctx, cutTimeout)
-				b.cutConnections(cctx, r.path, r.fam, r.t)
-				ccancel()
+				batch = append(batch[:0], r)
 			}
+			// No waiting for more: the first cut of a burst goes at once, and the rest
+			// queue up behind its walk and go together in the next.
+			for more := true; more; {
+				select {
+				case r := <-c.ch:
+					batch = append(batch, r)
+				default:
+					more = false
+				}
+			}
+			b.cutBatch(ctx, batch)
 		}
 	}()
 	b.cut = c
@@ -238,7 +255,6 @@ func (b *Backend) Start(ctx context.Context) error {
 	for _, f := range fams {
 		f.applied = map[netip.Prefix]struct{}{} // the chain was flushed: nothing is banned
 	}
-	b.findConntrack()
 	b.startCutter()
 	b.fams = fams
 	b.log.Info("started", "chain", b.cfg.chain, "parent", b.cfg.parent, "jump", strings.Join(b.cfg.jump, " "))
@@ -259,19 +275,6 @@ func (b *Backend) newFamilies() ([]*family, error) {
 		f.ipt = h
 	}
 	return fams, nil
-}
-
-// findConntrack looks for the conntrack binary when Conntrack is on.
-func (b *Backend) findConntrack() {
-	b.conntrack = ""
-	if b.cfg.conntrack {
-		path, err := b.deps.lookPath("conntrack")
-		if err != nil {
-			b.log.Warn("conntrack not found: established connections of banned addresses will not be cut", "err", err)
-		} else {
-			b.conntrack = path
-		}
-	}
 }
 
 func (b *Backend) startFamily(ctx context.Context, f *family) error {
@@ -436,18 +439,19 @@ func (b *Backend) banOne(ctx context.Context, f *family, t action.Target) error 
 	return nil
 }
 
-// cut1 cuts t's established connections (with Conntrack on): on the cutter goroutine, or in
-// order on this call in tests. Called with b.mu held.
+// cut1 asks for t's established connections to be cut (with Conntrack on): on the cutter
+// goroutine, or in order on this call in tests. Called with b.mu held.
 func (b *Backend) cut1(ctx context.Context, f *family, t action.Target) {
-	if b.conntrack == "" {
+	if !b.cfg.conntrack {
 		return
 	}
+	r := cutReq{fam: f.name, p: t.Prefix}
 	if b.cut == nil {
-		b.cutConnections(ctx, b.conntrack, f.name, t)
+		b.cutBatch(ctx, []cutReq{r})
 		return
 	}
 	select {
-	case b.cut.ch <- cutReq{fam: f.name, path: b.conntrack, t: t}:
+	case b.cut.ch <- r:
 	default:
 		c := b.cut
 		c.skipped++
@@ -528,45 +532,101 @@ func banTails(f *family) []string {
 	}
 }
 
-// deletedRE reads the count conntrack -D prints on stderr.
-var deletedRE = regexp.MustCompile(`(\d+) flow entries have been deleted`)
-
-// cutConnections runs conntrack -D for t. Best effort: the ban is in place
-// whatever happens here, so failures are logged, not returned.
-func (b *Backend) cutConnections(ctx context.Context, path, fam string, t action.Target) {
-	argv := []string{path, "-D", "-f", fam, "-s", t.Prefix.Addr().String()}
-	if !t.IsSingleIP() {
-		argv = append(argv, "--mask-src", prefixMask(t.Prefix).String())
-	}
-	out, err := b.deps.run(ctx, argv)
-	flows := -1
-	if m := deletedRE.FindSubmatch(out); m != nil {
-		flows, _ = strconv.Atoi(string(m[1]))
-	}
-	var exit interface{ ExitCode() int }
-	switch {
-	case err == nil:
-		b.log.Info("cut connections", "target", t, "flows", flows)
-	case flows == 0 && errors.As(err, &exit) && exit.ExitCode() == 1:
-		// conntrack -D exits 1 when no entry matched, which is no failure.
-		// The count on stderr is the only way to tell that from other errors.
-		b.log.Debug("no connections to cut", "target", t)
-	case ctx.Err() != nil:
-		// Stopping: the cut was killed with the daemon's shutdown, not refused.
-		b.log.Debug("connection cut abandoned at stop", "target", t, "err", err)
-	default:
-		b.log.Warn("conntrack failed: established connections stay open", "target", t, "err", err, "output", strings.TrimSpace(string(out)))
+// cutBatch cuts the connections of every target in batch: one walk of the conntrack table per
+// address family. Best effort: the bans are in place whatever happens here, so failures are
+// logged, not returned.
+func (b *Backend) cutBatch(ctx context.Context, batch []cutReq) {
+	seen := make(map[netip.Prefix]bool, len(batch))
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		var ps []netip.Prefix
+		for _, r := range batch {
+			if r.fam == fam && !seen[r.p] {
+				seen[r.p] = true
+				ps = append(ps, r.p)
+			}
+		}
+		if len(ps) == 0 {
+			continue
+		}
+		if ctx.Err() != nil {
+			b.log.Debug("connection cuts abandoned at stop", "family", fam, "targets", len(ps))
+			continue
+		}
+		flows, err := b.deps.cut(ctx, fam, ps)
+		switch {
+		case err == nil && flows == 0:
+			b.log.Debug("no connections to cut", "family", fam, "targets", len(ps))
+		case err == nil:
+			b.log.Info("cut connections", "family", fam, "targets", len(ps), "flows", flows)
+		case ctx.Err() != nil:
+			// Stopping: the walk was given up with the daemon's shutdown, not refused.
+			b.log.Debug("connection cuts abandoned at stop", "family", fam, "targets", len(ps), "flows", flows, "err", err)
+		default:
+			b.failed++
+			if now := time.Now(); now.Sub(b.failWarned) >= cutWarnEvery {
+				b.log.Warn("conntrack cut failed: established connections of banned targets are not cut",
+					"family", fam, "targets", len(ps), "flows", flows, "failures", b.failed, "err", err)
+				b.failed, b.failWarned = 0, now
+			}
+		}
 	}
 }
 
-// prefixMask returns the netmask of p as an address (255.255.255.0 for /24).
-func prefixMask(p netip.Prefix) netip.Addr {
-	m := make([]byte, p.Addr().BitLen()/8)
-	for i := range p.Bits() {
-		m[i/8] |= 0x80 >> (i % 8)
+// netlinkCut is deps.cut over netlink (ctnetlink, nf_conntrack_netlink): the dump and the
+// deletes that "conntrack -D" would make, without its process. It opens a handle for each
+// walk, in the network namespace the process is in then: a socket costs nothing next to the
+// walk, and none stays open between bursts or after a reload. The walk does not watch ctx;
+// cutTimeout bounds each wait for the kernel.
+func netlinkCut(_ context.Context, fam string, prefixes []netip.Prefix) (uint, error) {
+	h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
+	if err != nil {
+		return 0, err
 	}
-	a, _ := netip.AddrFromSlice(m)
-	return a
+	defer h.Close()
+	if err := h.SetSocketTimeout(cutTimeout); err != nil {
+		return 0, err
+	}
+	family := netlink.InetFamily(unix.AF_INET)
+	if fam == "ipv6" {
+		family = unix.AF_INET6
+	}
+	return h.ConntrackDeleteFilters(netlink.ConntrackTable, family, newSrcFilter(prefixes))
+}
+
+// srcFilter matches the conntrack entries whose original source is in one of its prefixes.
+// It looks the source up once per distinct prefix length instead of testing each prefix, so
+// that a batch of thousands of bans costs the walk about what one does (the walk applies the
+// filter to every entry of the table).
+type srcFilter struct {
+	set  map[netip.Prefix]struct{}
+	bits []int // the distinct lengths in set
+}
+
+func newSrcFilter(ps []netip.Prefix) *srcFilter {
+	f := &srcFilter{set: make(map[netip.Prefix]struct{}, len(ps))}
+	for _, p := range ps {
+		f.set[p.Masked()] = struct{}{}
+		if !slices.Contains(f.bits, p.Bits()) {
+			f.bits = append(f.bits, p.Bits())
+		}
+	}
+	return f
+}
+
+func (f *srcFilter) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
+	a, ok := netip.AddrFromSlice(flow.Forward.SrcIP)
+	if !ok {
+		return false
+	}
+	a = a.Unmap()
+	for _, n := range f.bits {
+		if p, err := a.Prefix(n); err == nil {
+			if _, ok := f.set[p]; ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 var _ action.Batcher = (*Backend)(nil)

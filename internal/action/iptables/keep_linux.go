@@ -80,7 +80,6 @@ func (b *Backend) StartKeep(ctx context.Context) error {
 		}
 		adopted = append(adopted, f.name, n)
 	}
-	b.findConntrack()
 	b.startCutter()
 	b.fams = fams
 	b.log.Info("started, keeping the bans in the kernel", append([]any{"chain", b.cfg.chain, "parent", b.cfg.parent, "jump", strings.Join(b.cfg.jump, " ")}, adopted...)...)

@@ -112,10 +112,12 @@ type Options struct {
 	// Timeout is how long each iptables call waits for the xtables lock
 	// (iptables --wait N, whole seconds, rounded up). Default 5s.
 	Timeout time.Duration
-	// Conntrack deletes the connection-tracking entries of a banned address
-	// after the ban rule is in (conntrack -D -s ADDR), so that connections
-	// that an ESTABLISHED rule in front of our jump would let through are cut
-	// too. Best effort: failures, and a missing conntrack binary, are logged.
+	// Conntrack deletes the connection-tracking entries whose original source
+	// is a banned target after its ban rule is in, so that connections that an
+	// ESTABLISHED rule in front of our jump would let through are cut too. It
+	// talks to the kernel over netlink (nf_conntrack_netlink), with no
+	// conntrack binary, off the ban's call: the bans waiting share one walk of
+	// the table per address family. Best effort: failures are logged.
 	Conntrack bool
 }
 
