@@ -439,3 +439,43 @@ func TestCorruptStateMovedAside(t *testing.T) {
 		t.Errorf("a ban with the new database: %v", err)
 	}
 }
+
+// A jail that a reload restarts stays in status throughout: the old one (stopped) is listed
+// until the new one runs.
+func TestRestartKeepsJailListed(t *testing.T) {
+	dir, _ := setup(t, map[string]string{
+		"a.conf": "[a]\nenabled = true\nfilter = t\nlogpath = %(logs)s/a.log\n",
+	})
+	d, done := start(t, dir, newKernel())
+	waitReady(t, d, done)
+	stop := make(chan struct{})
+	missing := make(chan string, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				close(missing)
+				return
+			default:
+			}
+			st, err := d.Status("")
+			if err != nil || len(st.Jails) != 1 {
+				missing <- fmt.Sprintf("%+v, %v", st, err)
+				close(missing)
+				return
+			}
+		}
+	}()
+	for i := range 30 {
+		must(t, os.WriteFile(filepath.Join(dir, "jail.d", "a.local"), []byte(fmt.Sprintf("[a]\nmaxretry = %d\n", 2+i%2)), 0o644))
+		if r, err := d.Reload(""); err != nil || !slices.Equal(r.Restarted, []string{"a"}) {
+			t.Fatalf("reload %d: %+v, %v", i, r, err)
+		}
+	}
+	close(stop)
+	if m, ok := <-missing; ok {
+		t.Errorf("status during a restart: %s; want jail a listed", m)
+	}
+	must(t, d.Stop())
+	<-done
+}

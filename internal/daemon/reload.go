@@ -76,7 +76,7 @@ func (d *Daemon) Reload(name string) (*control.ReloadReply, error) {
 		nb, ok := built[jn]
 		switch {
 		case !ok:
-			d.stopJail(ctx, r, true)
+			d.stopJail(ctx, r)
 			reply.Stopped = append(reply.Stopped, jn)
 			d.log.Info("jail stopped: no longer enabled", "jail", jn)
 		case nb.fp == r.b.fp:
@@ -125,26 +125,26 @@ func (d *Daemon) Reload(name string) (*control.ReloadReply, error) {
 	return reply, nil
 }
 
-// stopJail stops r's goroutine and, when remove is set, its backend and bans.
-func (d *Daemon) stopJail(ctx context.Context, r *runningJail, remove bool) {
+// stopJail stops r's goroutine and removes its backend and bans.
+func (d *Daemon) stopJail(ctx context.Context, r *runningJail) {
 	r.cancel()
 	<-r.done
 	d.mu.Lock()
 	delete(d.jails, r.b.spec.Name)
 	d.mu.Unlock()
-	if remove {
-		rctx, cancel := context.WithTimeout(ctx, d.o.StopTimeout)
-		defer cancel()
-		if err := d.mgr.RemoveJail(rctx, r.b.spec.Name); err != nil {
-			d.log.Warn("jail removal", "jail", r.b.spec.Name, "err", err)
-		}
+	rctx, cancel := context.WithTimeout(ctx, d.o.StopTimeout)
+	defer cancel()
+	if err := d.mgr.RemoveJail(rctx, r.b.spec.Name); err != nil {
+		d.log.Warn("jail removal", "jail", r.b.spec.Name, "err", err)
 	}
 }
 
 // restartJail replaces r by nb: a new jail goroutine, the ban manager's spec updated, and a new
 // backend only when the action changed (the manager then applies the bans in force again).
+// Until the new jail runs, status shows the old one (stopped): the jail never vanishes from it.
 func (d *Daemon) restartJail(ctx context.Context, r *runningJail, nb *builtJail) error {
-	d.stopJail(ctx, r, false)
+	r.cancel()
+	<-r.done
 	var err error
 	sctx, cancel := context.WithTimeout(ctx, d.o.StopTimeout)
 	defer cancel()
@@ -160,21 +160,31 @@ func (d *Daemon) restartJail(ctx context.Context, r *runningJail, nb *builtJail)
 	}
 	if err != nil {
 		// The old backend keeps the bans in force; run the old jail again so nothing is lost.
-		if j, e := d.newJail(r.b.spec, false); e == nil {
-			d.run(r.b, j)
-		}
+		d.runAgain(r)
 		return err
 	}
 	j, err := d.newJail(nb.spec, false)
 	if err != nil {
-		if j2, e := d.newJail(r.b.spec, false); e == nil {
-			d.run(r.b, j2)
-		}
+		d.runAgain(r)
 		return err
 	}
 	d.run(nb, j)
 	d.log.Info("jail restarted with its new configuration", "jail", nb.spec.Name)
 	return nil
+}
+
+// runAgain runs the stopped jail r again, with its old configuration, after a failed restart;
+// if even that fails, it is no longer listed as running.
+func (d *Daemon) runAgain(r *runningJail) {
+	if j, err := d.newJail(r.b.spec, false); err == nil {
+		d.run(r.b, j)
+		return
+	}
+	d.mu.Lock()
+	if d.jails[r.b.spec.Name] == r {
+		delete(d.jails, r.b.spec.Name)
+	}
+	d.mu.Unlock()
 }
 
 func warningsOnly(ds config.Diags) config.Diags {
