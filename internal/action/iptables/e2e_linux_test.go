@@ -742,12 +742,7 @@ func TestE2EConntrack(t *testing.T) {
 		t.Run(fmt.Sprintf("conntrack=%v", on), func(t *testing.T) {
 			tp := newTopo(t)
 			tp.listen(t, 22)
-			fams := tp.families()
-			for _, f := range fams {
-				nsExec(t, tp.srv, f.ipt, "-N", "guard")
-				nsExec(t, tp.srv, f.ipt, "-A", "INPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
-				nsExec(t, tp.srv, f.ipt, "-A", "INPUT", "-j", "guard")
-			}
+			fams := tp.guardEstablished(t)
 			before := tp.save(t)
 
 			h := startHelper(t, tp.srv, Options{Jail: "ct", Chain: "guard", Ports: "22", IPv6: tp.v6, Conntrack: on})
@@ -804,6 +799,20 @@ func TestE2EConntrack(t *testing.T) {
 	}
 }
 
+// guardEstablished sets up the usual firewall in the server's namespace: established and
+// related packets accepted first, then a chain "guard" for the jail's jump. It returns the
+// families tested.
+func (tp *topo) guardEstablished(t *testing.T) []fam {
+	t.Helper()
+	fams := tp.families()
+	for _, f := range fams {
+		nsExec(t, tp.srv, f.ipt, "-N", "guard")
+		nsExec(t, tp.srv, f.ipt, "-A", "INPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
+		nsExec(t, tp.srv, f.ipt, "-A", "INPUT", "-j", "guard")
+	}
+	return fams
+}
+
 // TestE2EConntrackBurst: a burst of bans (one BanBatch, as the daemon sends a flood) cuts the
 // established connections of every banned address and prefix, in fewer walks of the conntrack
 // table than targets, and leaves those of the addresses not banned.
@@ -811,12 +820,7 @@ func TestE2EConntrackBurst(t *testing.T) {
 	requireE2E(t)
 	tp := newTopo(t)
 	tp.listen(t, 22)
-	fams := tp.families()
-	for _, f := range fams {
-		nsExec(t, tp.srv, f.ipt, "-N", "guard")
-		nsExec(t, tp.srv, f.ipt, "-A", "INPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
-		nsExec(t, tp.srv, f.ipt, "-A", "INPUT", "-j", "guard")
-	}
+	fams := tp.guardEstablished(t)
 	h := startHelper(t, tp.srv, Options{Jail: "burst", Chain: "guard", Ports: "22", IPv6: tp.v6, Conntrack: true})
 	h.must("start")
 
