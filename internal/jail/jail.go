@@ -666,6 +666,7 @@ func (q *batchQueue) take(buf []source.Line) ([]source.Line, source.Mark, uint64
 	buf = buf[:0]
 	var mark source.Mark
 	b, ok := <-q.in
+more:
 	for ok {
 		buf = append(buf, b.Lines...)
 		if q.track && !b.Mark.IsZero() {
@@ -677,11 +678,10 @@ func (q *batchQueue) take(buf []source.Line) ([]source.Line, source.Mark, uint64
 		select {
 		case b, ok = <-q.in:
 		default:
-			seq := q.seq
-			q.seq++
-			return buf, mark, seq, true
+			break more
 		}
 	}
+	// A number only for lines to count: the matchers wait for every number handed out.
 	seq := q.seq
 	if len(buf) > 0 {
 		q.seq++
